@@ -97,11 +97,9 @@ class PCAReducer(TransformerMixin, BaseEstimator):
             pca: PCA | IncrementalPCA = IncrementalPCA(n_components=min(max_k, batch), batch_size=batch)
             pca.fit(X)
         else:
-            pca = PCA(
-                n_components=max_k,
-                svd_solver="full" if max_k <= 2048 else "randomized",
-                random_state=self.random_state,
-            )
+            # many more rows than features (a corpus): eigen-decompose the d x d covariance, cheap in time and memory
+            solver = "covariance_eigh" if n >= 10 * d else ("full" if max_k <= 2048 else "randomized")
+            pca = PCA(n_components=max_k, svd_solver=solver, random_state=self.random_state)
             pca.fit(X)
         self._store(pca)
         return self
