@@ -1,0 +1,54 @@
+"""hn-evaluation: the evaluation harness of hn-plugins.
+
+- :mod:`hn_evaluation.metrics`: MRR@k, nDCG@k, Recall@k, Precision@k, MAP; :func:`evaluate_run` on a run.
+- :mod:`hn_evaluation.first_stage`: :class:`BM25Retriever` (bm25s) and :class:`DenseRetriever` (exact search).
+- :mod:`hn_evaluation.rerank`: :func:`evaluate_reranking`, before/after evaluation of rerankers.
+- :mod:`hn_evaluation.significance`: :func:`paired_permutation_test`.
+- :mod:`hn_evaluation.report`: JSON/Markdown reports, mean ± std over seeds.
+- :mod:`hn_evaluation.plots`: metric bars and the PCA picture of a query's neighbourhood.
+
+Heavy libraries (bm25s, matplotlib) are imported only when used.
+"""
+
+from __future__ import annotations
+
+from .first_stage import BM25Retriever, DenseRetriever
+from .metrics import (
+    DEFAULT_METRICS,
+    EvaluationError,
+    average_precision,
+    evaluate_run,
+    mrr_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+)
+from .plots import plot_metric_bars, plot_pca_neighbourhood
+from .report import aggregate_seed_rows, aggregate_seeds, write_report_json, write_report_markdown
+from .rerank import BiEncoderScorer, RerankReport, evaluate_reranking
+from .significance import paired_permutation_test
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "BM25Retriever",
+    "BiEncoderScorer",
+    "DenseRetriever",
+    "EvaluationError",
+    "RerankReport",
+    "aggregate_seed_rows",
+    "aggregate_seeds",
+    "average_precision",
+    "evaluate_reranking",
+    "evaluate_run",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "paired_permutation_test",
+    "plot_metric_bars",
+    "plot_pca_neighbourhood",
+    "precision_at_k",
+    "recall_at_k",
+    "write_report_json",
+    "write_report_markdown",
+]
