@@ -6,12 +6,14 @@
 - :mod:`hn_evaluation.significance`: :func:`paired_permutation_test`.
 - :mod:`hn_evaluation.report`: JSON/Markdown reports, mean ± std over seeds.
 - :mod:`hn_evaluation.plots`: metric bars and the PCA picture of a query's neighbourhood.
+- :mod:`hn_evaluation.benchmark`: :func:`run_benchmark`, negative strategies compared under identical training.
 
 Heavy libraries (bm25s, matplotlib) are imported only when used.
 """
 
 from __future__ import annotations
 
+from .benchmark import ALL_STRATEGIES, DEFAULT_STRATEGY, run_benchmark
 from .first_stage import BM25Retriever, DenseRetriever
 from .metrics import (
     DEFAULT_METRICS,
@@ -31,7 +33,9 @@ from .significance import paired_permutation_test
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL_STRATEGIES",
     "DEFAULT_METRICS",
+    "DEFAULT_STRATEGY",
     "BM25Retriever",
     "BiEncoderScorer",
     "DenseRetriever",
@@ -49,6 +53,7 @@ __all__ = [
     "plot_pca_neighbourhood",
     "precision_at_k",
     "recall_at_k",
+    "run_benchmark",
     "write_report_json",
     "write_report_markdown",
 ]

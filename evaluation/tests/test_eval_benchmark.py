@@ -1,0 +1,126 @@
+"""The strategy benchmark: the default strategy's merge rule, the precomputed bi-encoder scorer, the report's
+structure on real data (BM25 rows run in seconds), bad input, and (slow) determinism of a trained row."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hn_evaluation.benchmark import (
+    ALL_STRATEGIES,
+    DEFAULT_STRATEGY,
+    EmbeddedBiEncoderScorer,
+    benchmark_metrics,
+    combine_default_negatives,
+    run_benchmark,
+)
+from hn_evaluation.metrics import EvaluationError
+from hn_evaluation.rerank import BiEncoderScorer
+from hn_plugins.data import load_beir
+from hn_plugins.mining.result import MiningResult, TripletRecord
+
+
+def test_metric_keys():
+    assert benchmark_metrics(100) == ("mrr@3", "mrr@10", "ndcg@10", "recall@10", "recall@100")
+    assert benchmark_metrics(10) == ("mrr@3", "mrr@10", "ndcg@10", "recall@10")
+
+
+def test_default_negatives_primary_then_fallback_then_random():
+    primary = MiningResult(
+        [
+            TripletRecord("q1", "d1", ["d2"], 0.4, [0.3], [0.5], "paper"),
+            TripletRecord("q2", "d3", [], 0.2, [], [], "paper"),
+            TripletRecord("q3", "d4", [], 0.2, [], [], "paper"),
+        ],
+        "paper",
+    )
+    fallback = MiningResult(
+        [
+            TripletRecord("q1", "d1", ["d9"], 0.4, [0.35], [0.6], "positive-aware"),
+            TripletRecord("q2", "d3", ["d7"], 0.2, [0.25], [0.4], "positive-aware"),
+            TripletRecord("q3", "d4", [], 0.2, [], [], "positive-aware"),
+        ],
+        "positive-aware",
+    )
+    rnd = MiningResult(
+        [
+            TripletRecord("q1", "d1", ["d2", "d8"], None, [None, None], [None, None], "random"),
+            TripletRecord("q2", "d3", ["d5"], None, [None], [None], "random"),
+            TripletRecord("q3", "d4", ["d6"], None, [None], [None], "random"),
+        ],
+        "random",
+    )
+    merged = combine_default_negatives(primary, fallback, rnd, random_negatives=1)
+    assert [r.negative_ids for r in merged.records] == [["d2", "d8"], ["d7", "d5"], ["d6"]]
+    assert merged.records[0].d_q_neg == [0.3, None]  # distances stay aligned with the negatives
+    assert merged.records[1].d_pos_neg == [0.4, None]
+    diag = merged.summary()
+    assert diag["pairs_from_primary"] == 1 and diag["pairs_from_fallback"] == 1
+    assert diag["pairs_without_hard_negative"] == 1 and diag["random_negatives_added"] == 3
+    assert diag["selection_rate"] == 1.0 and merged.selector == "default"
+    assert DEFAULT_STRATEGY["primary"]["selector"] == "paper"
+    no_random = combine_default_negatives(primary, fallback, None)
+    assert [r.negative_ids for r in no_random.records] == [["d2"], ["d7"], []]
+
+
+def test_embedded_scorer_equals_per_query_scorer(minilm, cranfield_small):
+    qid = cranfield_small.judged_query_ids[0]
+    query = cranfield_small.queries[qid]
+    docs = [cranfield_small.document_text(d) for d in list(cranfield_small.corpus)[:12]]
+    pre = EmbeddedBiEncoderScorer(minilm, documents=docs, queries=[query], batch_size=8)
+    assert pre.encode_seconds > 0
+    expected = BiEncoderScorer(minilm).score(query, docs)
+    np.testing.assert_allclose(pre.score(query, docs), expected, atol=1e-5)
+    np.testing.assert_allclose(pre.score(query, docs[::-1]), expected[::-1], atol=1e-5)
+    assert pre.score(query, []).shape == (0,)
+
+
+def test_first_stage_report_structure(eval_data_dir, tmp_path):
+    out = tmp_path / "bench"
+    report = run_benchmark(eval_data_dir / "medline", ["none"], 2, out, top_k=20, max_test_queries=7)
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["rows"].keys() == {"none"}
+    assert set(saved["metrics"]) == {"mrr@3", "mrr@10", "ndcg@10", "recall@10", "recall@20"}
+    cell = saved["strategies"]["none"]["metrics"]["mrr@10"]
+    assert set(cell) == {"mean", "std", "values"} and len(cell["values"]) == 2 and cell["std"] == 0.0
+    assert len(saved["per_query"]["values"]["none"]) == 7
+    assert saved["config"]["test_queries"] == 7 and saved["config"]["seeds"] == [0, 1]
+    assert (
+        saved["short_long"]["info"]["n_queries"]["short"] + saved["short_long"]["info"]["n_queries"]["long"]
+        == 7
+    )
+    assert report["rows"] == saved["rows"]
+    assert "| none |" in (out / "report.md").read_text()
+    for png in ("mrr_at_10.png", "mrr_at_3.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    # the same sample of test queries every time
+    again = run_benchmark(
+        eval_data_dir / "medline", ["none"], 1, tmp_path / "again", top_k=20, max_test_queries=7
+    )
+    assert again["per_query"]["values"]["none"] == saved["per_query"]["values"]["none"]
+
+
+def test_bad_input(eval_data_dir, tmp_path):
+    with pytest.raises(ValueError, match="Unknown strategies"):
+        run_benchmark(eval_data_dir / "medline", ["none", "magic"], 1, tmp_path)
+    with pytest.raises(ValueError, match="seeds"):
+        run_benchmark(eval_data_dir / "medline", ["none"], 0, tmp_path)
+    train = load_beir(eval_data_dir / "medline", split="train")
+    unjudged = train.subset([], name="medline:test")
+    with pytest.raises(EvaluationError, match="judgments"):
+        run_benchmark((train, unjudged), ["none"], 1, tmp_path)
+    assert ALL_STRATEGIES[0] == "none" and ALL_STRATEGIES[-1] == "default"
+
+
+@pytest.mark.slow
+def test_trained_row_is_deterministic_for_a_seed(eval_data_dir, tmp_path):
+    kwargs = dict(models="static-model", top_k=10, validation_top_k=5, max_test_queries=4, max_length=64)
+    first = run_benchmark(eval_data_dir / "medline", ["random"], [3], tmp_path / "a", **kwargs)
+    second = run_benchmark(eval_data_dir / "medline", ["random"], [3], tmp_path / "b", **kwargs)
+    assert first["per_query"] == second["per_query"]
+    assert (
+        first["strategies"]["random"]["training"][0]["validation_curve"]
+        == (second["strategies"]["random"]["training"][0]["validation_curve"])
+    )

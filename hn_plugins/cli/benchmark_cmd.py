@@ -1,0 +1,134 @@
+"""``hn benchmark``: compare negative strategies under identical training settings (train split -> test split).
+
+A thin wrapper over :func:`hn_evaluation.benchmark.run_benchmark` (``pip install -e ./evaluation``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from hn_plugins.cli.eval_cmd import import_evaluation
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STRATEGIES = "none,zero-shot,random,bm25,in-batch,dense-topk,positive-aware,st,paper,default"
+
+
+def _floats(text: str | None) -> list[float]:
+    if not text:
+        return []
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ValueError(f"Expected comma-separated numbers, got {text!r}.") from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    import_evaluation()
+    from hn_evaluation.benchmark import run_benchmark
+    from hn_evaluation.report import format_markdown_table
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}.")
+    report = run_benchmark(
+        args.data,
+        [s for s in args.strategies.split(",") if s.strip()],
+        args.seeds,
+        args.out,
+        kind=args.kind,
+        base_model=args.base_model,
+        models=args.models,
+        variance=args.variance,
+        num_negatives=args.num_negatives,
+        candidates=args.candidates,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.train_batch_size,
+        margin=args.margin,
+        max_length=args.max_length,
+        first_stage=args.first_stage,
+        top_k=args.top_k,
+        validation_top_k=args.validation_top_k,
+        max_test_queries=args.max_test_queries,
+        ablation_variance=_floats(args.ablation_variance),
+        ablation_single_model=args.ablation_single_model,
+        ablation_train_size=_floats(args.ablation_train_size),
+        keep_models=args.keep_models,
+        cache_dir=args.cache,
+    )
+    sys.stdout.write(format_markdown_table(report["rows"], report["metrics"], 3, "strategy") + "\n")
+    if report["failed"]:
+        sys.stdout.write(f"failed: {report['failed']}\n")
+    sys.stdout.write(f"report -> {args.out / 'report.json'}, {args.out / 'report.md'}\n")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from hn_plugins.cli.mine_cmd import DEFAULT_MODELS
+
+    parser = subparsers.add_parser(
+        "benchmark",
+        help="mine with each negative strategy, fine-tune one reranker per strategy and seed, evaluate on test",
+        description="Mines on the train split, trains one reranker per strategy and seed under identical "
+        "settings, evaluates on the test split (first stage top-k reranked) and writes report.json, report.md "
+        "and PNG plots.",
+    )
+    parser.add_argument("data", type=Path, help="BEIR folder with train and test qrels")
+    parser.add_argument(
+        "--strategies",
+        default=DEFAULT_STRATEGIES,
+        help=f"comma-separated rows (default: {DEFAULT_STRATEGIES})",
+    )
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per strategy (default: 3)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--kind", choices=["bi", "cross"], default="bi", help="reranker kind (default: bi)")
+    parser.add_argument(
+        "--base-model", default="all-MiniLM-L6-v2", help="starting reranker (default: all-MiniLM-L6-v2)"
+    )
+    parser.add_argument(
+        "--models",
+        default=DEFAULT_MODELS,
+        help=f"mining ensemble for paper/default (default: {DEFAULT_MODELS})",
+    )
+    parser.add_argument("--variance", type=float, default=0.95, help="PCA variance (default: 0.95)")
+    parser.add_argument("--num-negatives", type=int, default=1, help="mined negatives per pair (default: 1)")
+    parser.add_argument("--candidates", type=int, default=100, help="FAISS depth of dense selectors")
+    parser.add_argument("--epochs", type=int, default=1, help="training epochs (default: 1)")
+    parser.add_argument("--lr", type=float, default=2e-5, help="learning rate (default: 2e-5)")
+    parser.add_argument("--train-batch-size", type=int, default=16, help="training batch size (default: 16)")
+    parser.add_argument("--margin", type=float, default=None, help="triplet margin (default: the trainer's)")
+    parser.add_argument(
+        "--max-length", type=int, default=None, help="maximum tokens per text (default: model's)"
+    )
+    parser.add_argument("--first-stage", choices=["bm25", "dense"], default="bm25", help="default: bm25")
+    parser.add_argument(
+        "--top-k", type=int, default=100, help="test candidates reranked per query (default: 100)"
+    )
+    parser.add_argument(
+        "--validation-top-k",
+        type=int,
+        default=100,
+        help="BM25 candidates per validation query (default: 100)",
+    )
+    parser.add_argument(
+        "--max-test-queries", type=int, default=None, help="evaluate a seeded sample of N queries"
+    )
+    parser.add_argument(
+        "--ablation-variance", default=None, help="extra rows paper@pca<v>, e.g. 0.7,0.8,0.9,0.95,0.99"
+    )
+    parser.add_argument(
+        "--ablation-single-model",
+        action="store_true",
+        help="extra row paper@single-model (first member only)",
+    )
+    parser.add_argument(
+        "--ablation-train-size", default=None, help="extra rows default@train<f>, e.g. 0.25,0.5,1.0"
+    )
+    parser.add_argument(
+        "--keep-models", action="store_true", help="keep every fine-tuned model in OUT/models"
+    )
+    parser.add_argument("--cache", type=Path, default=None, help="embedding cache (default: OUT/cache)")
+    parser.set_defaults(func=run)

@@ -1,0 +1,202 @@
+"""``hn eval``: evaluate a reranker on a judged split: the first stage alone, then the reranker on its top-k.
+
+Writes a JSON report (metric keys ``mrr@3``, ``mrr@10``, ``ndcg@10``, ``recall@k`` per row, per-query values,
+the short-vs-long document split, reranking documents/s) and prints the table. Needs the evaluation package
+(``pip install -e ./evaluation``, distribution ``hn-evaluation``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+ZERO_SHOT_PREFIX = "zero-shot:"
+
+
+def import_evaluation() -> Any:
+    """Import ``hn_evaluation`` or say how to install it.
+
+    Raises:
+        ImportError: naming ``pip install -e ./evaluation`` (distribution ``hn-evaluation``).
+
+    Example:
+        >>> import_evaluation().__name__  # doctest: +SKIP
+        'hn_evaluation'
+    """
+    try:
+        import hn_evaluation
+    except ImportError as exc:
+        raise ImportError(
+            "This command needs the evaluation package hn-evaluation: pip install -e ./evaluation "
+            "(from the hn-plugins repository)."
+        ) from exc
+    return hn_evaluation
+
+
+def build_reranker(
+    spec: str, candidate_texts: list[str], query_texts: list[str], max_length: int | None
+) -> Any:
+    """A reranker for ``spec``: ``zero-shot:<bi-encoder>`` (un-tuned bi-encoder) or a folder for load_reranker.
+
+    Bi-encoders embed every candidate document and query once, up front (one batched pass), then score by cosine.
+
+    Args:
+        spec: ``zero-shot:<name or folder>`` or a reranker folder / cross-encoder name for ``load_reranker``.
+        candidate_texts: documents to embed up front (bi-encoders).
+        query_texts: queries to embed up front (bi-encoders).
+        max_length: maximum tokens per text or pair (``None``: the model's).
+
+    Example:
+        >>> rr = build_reranker("zero-shot:all-MiniLM-L6-v2", ["A cloud network."], ["what is a VCN"], None)  # doctest: +SKIP
+        >>> rr.score("what is a VCN", ["A cloud network."]).shape  # doctest: +SKIP
+        (1,)
+    """
+    from hn_evaluation.benchmark import EmbeddedBiEncoderScorer
+    from hn_plugins.models import load_sentence_transformer
+    from hn_plugins.reranker import BiEncoderReranker, load_reranker
+
+    if spec.startswith(ZERO_SHOT_PREFIX):
+        name = spec[len(ZERO_SHOT_PREFIX) :].strip() or "all-MiniLM-L6-v2"
+        model = load_sentence_transformer(name)
+        if max_length is not None:
+            model.max_seq_length = max_length
+        return EmbeddedBiEncoderScorer(model, candidate_texts, query_texts, batch_size=64)
+    reranker = load_reranker(spec, batch_size=64)
+    if isinstance(reranker, BiEncoderReranker) and not (reranker.query_prompt or reranker.document_prompt):
+        if max_length is not None:
+            reranker.model.max_seq_length = max_length
+        return EmbeddedBiEncoderScorer(reranker.model, candidate_texts, query_texts, batch_size=64)
+    if max_length is not None and hasattr(reranker, "model"):
+        reranker.model.max_length = max_length
+    return reranker
+
+
+def evaluate_model(
+    dataset: Any,
+    model: str,
+    *,
+    first_stage: str = "bm25",
+    top_k: int = 100,
+    dense_model: str = "all-MiniLM-L6-v2",
+    max_length: int | None = None,
+    row_name: str | None = None,
+) -> dict[str, Any]:
+    """First stage alone, then ``model`` reranking its top ``top_k``; the report as a JSON-ready dict.
+
+    Example:
+        >>> from hn_plugins.data import load_beir  # doctest: +SKIP
+        >>> test = load_beir("data/medline", split="test")  # doctest: +SKIP
+        >>> evaluate_model(test, "zero-shot:all-MiniLM-L6-v2")["rows"]["reranker"]["mrr@10"]  # doctest: +SKIP
+    """
+    import_evaluation()
+    from hn_evaluation.benchmark import benchmark_metrics, first_stage_run
+    from hn_evaluation.metrics import EvaluationError, judged_queries
+    from hn_evaluation.rerank import evaluate_reranking
+
+    try:
+        judged_queries(dataset.qrels)
+    except EvaluationError as exc:
+        raise ValueError(
+            f"Split {dataset.name!r} has no relevance judgments (qrels with grade > 0); evaluate a split that has "
+            "them, e.g. --split test."
+        ) from exc
+    run = first_stage_run(dataset, first_stage, top_k, dense_model=dense_model)  # type: ignore[arg-type]
+    docs = list(dict.fromkeys(dataset.document_text(d) for q in run for d, _ in run[q][:top_k]))
+    queries = [dataset.queries[q] for q in run]
+    reranker = build_reranker(model, docs, queries, max_length)
+    name = row_name or "reranker"
+    report = evaluate_reranking(
+        dataset, run, {first_stage: None, name: reranker}, top_k=top_k, metrics=benchmark_metrics(top_k)
+    )
+    out = report.to_dict()
+    encode = float(getattr(reranker, "encode_seconds", 0.0) or 0.0)
+    speed = out["speed"][name]
+    seconds = float(speed.get("seconds") or 0.0) + encode
+    speed["seconds_including_encoding"] = seconds
+    speed["docs_per_second"] = float(speed["documents"]) / seconds if seconds > 0 else None
+    out["runs"] = {
+        row: {q: [[d, float(s)] for d, s in ranked] for q, ranked in r.items()}
+        for row, r in report.runs.items()
+    }
+    out["model"] = model
+    out["first_stage"] = first_stage
+    out["rows_order"] = [first_stage, name]
+    out["significance"] = report.compare(baseline=first_stage, metric="mrr@10")
+    return out
+
+
+def format_rows(report: dict[str, Any]) -> str:
+    """The rows as a plain-text table (what ``hn eval`` prints).
+
+    Example:
+        >>> print(format_rows({"metrics": ["mrr@10"], "rows": {"bm25": {"mrr@10": 0.5}}, "speed": {},
+        ...                    "rows_order": ["bm25"]}))
+        row        mrr@10
+        bm25       0.5000
+    """
+    metrics = report["metrics"]
+    width = max(len(n) for n in report["rows"]) + 2
+    lines = [f"{'row':<{width}}" + "".join(f"{m:>11}" for m in metrics)]
+    for name, values in report["rows"].items():
+        lines.append(f"{name:<{width}}" + "".join(f"{values[m]:>11.4f}" for m in metrics))
+    speed = report["speed"].get(report["rows_order"][-1], {})
+    if speed.get("docs_per_second"):
+        lines.append(f"reranking: {speed['docs_per_second']:.1f} documents/s (encoding included)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import_evaluation()
+    from hn_evaluation.report import write_report_json
+    from hn_plugins.cli.mine_cmd import load_data
+
+    dataset = load_data(args.data, args.split, args.drop_empty)
+    logger.info("Loaded %r", dataset)
+    report = evaluate_model(
+        dataset,
+        args.model,
+        first_stage=args.first_stage,
+        top_k=args.top_k,
+        dense_model=args.dense_model,
+        max_length=args.max_length,
+    )
+    if args.json is not None:
+        write_report_json(report, args.json)
+    sys.stdout.write(format_rows(report) + "\n")
+    if args.json is not None:
+        sys.stdout.write(f"report -> {args.json}\n")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a reranker: first stage alone, then reranked (MRR@3/10, nDCG@10, Recall@k)",
+        description="First stage (BM25 or dense) top-k of every judged query, then the reranker on those "
+        "candidates; per-query values, short-vs-long documents and speed go to the JSON report.",
+    )
+    parser.add_argument("data", type=Path, help="BEIR folder or QA JSON file")
+    parser.add_argument("--split", default="test", help="qrels split with judgments (default: test)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="reranker: a folder (hn train output, registry, cross-encoder) or zero-shot:<bi-encoder name>",
+    )
+    parser.add_argument("--first-stage", choices=["bm25", "dense"], default="bm25", help="default: bm25")
+    parser.add_argument("--top-k", type=int, default=100, help="candidates reranked per query (default: 100)")
+    parser.add_argument(
+        "--dense-model",
+        default="all-MiniLM-L6-v2",
+        help="model of --first-stage dense (default: all-MiniLM-L6-v2)",
+    )
+    parser.add_argument(
+        "--max-length", type=int, default=None, help="maximum tokens per text (default: model's)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the JSON report here")
+    parser.add_argument("--drop-empty", action="store_true", help="skip documents without text")
+    parser.set_defaults(func=run)

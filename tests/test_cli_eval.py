@@ -1,0 +1,127 @@
+"""``hn eval`` and ``hn benchmark`` end to end on real data and real packaged models (no mocks)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hn_plugins.cli import main
+
+pytest.importorskip("hn_evaluation")
+
+METRICS = ["mrr@3", "mrr@10", "ndcg@10", "recall@10"]
+
+
+def test_hn_eval_zero_shot_matches_ranx(shared_data, tmp_path, capsys):
+    ranx = pytest.importorskip("ranx")
+    out = tmp_path / "eval.json"
+    code = main(
+        [
+            "eval",
+            str(shared_data / "medline"),
+            "--split",
+            "test",
+            "--model",
+            "zero-shot:all-MiniLM-L6-v2",
+            "--first-stage",
+            "bm25",
+            "--top-k",
+            "10",
+            "--max-length",
+            "64",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert list(report["rows"]) == ["bm25", "reranker"]
+    for row in report["rows"].values():
+        assert set(METRICS) <= set(row)
+    assert len(report["per_query"]["reranker"]) == 18  # medline test queries (SOURCE.md)
+    assert set(report["short_long"]["groups"]) == {"short", "long"}
+    assert report["speed"]["reranker"]["docs_per_second"] > 0
+    assert report["speed"]["bm25"]["docs_per_second"] is None
+    # independent recomputation with ranx from the per-query runs in the JSON
+    from hn_plugins.data import load_beir
+
+    test = load_beir(shared_data / "medline", split="test", empty_documents="drop")
+    for row, run in report["runs"].items():
+        qrels = ranx.Qrels({q: dict(test.qrels[q]) for q in run})
+        ranx_run = ranx.Run({q: {d: s for d, s in ranked} for q, ranked in run.items()})
+        expected = ranx.evaluate(qrels, ranx_run, METRICS)
+        for metric in METRICS:
+            assert report["rows"][row][metric] == pytest.approx(expected[metric], abs=1e-9), (row, metric)
+    printed = capsys.readouterr().out
+    assert "mrr@10" in printed and "reranker" in printed
+
+
+def test_hn_eval_refuses_a_split_without_judgments(tmp_path, capsys):
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text(
+        '{"_id": "d1", "title": "", "text": "a cloud network"}\n{"_id": "d2", "title": "", "text": "pasta"}\n'
+    )
+    (data / "queries.jsonl").write_text('{"_id": "q1", "text": "network"}\n')
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t0\n")
+    code = main(["eval", str(data), "--split", "test", "--model", "zero-shot:all-MiniLM-L6-v2"])
+    assert code == 2
+    assert "judgment" in capsys.readouterr().err.lower()
+    code = main(["eval", str(data), "--split", "dev", "--model", "zero-shot:all-MiniLM-L6-v2"])
+    assert code == 2
+
+
+def test_hn_eval_missing_model_is_a_clear_error(shared_data, tmp_path, capsys):
+    code = main(["eval", str(shared_data / "medline"), "--model", str(tmp_path / "nope"), "--top-k", "5"])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_hn_benchmark_smoke(shared_data, tmp_path, capsys):
+    out = tmp_path / "bench"
+    code = main(
+        [
+            "benchmark",
+            str(shared_data / "medline"),
+            "--strategies",
+            "none,zero-shot,random,paper",
+            "--seeds",
+            "1",
+            "--epochs",
+            "1",
+            "--max-test-queries",
+            "10",
+            "--out",
+            str(out),
+            "--models",
+            "static-model",
+            "--top-k",
+            "20",
+            "--validation-top-k",
+            "10",
+            "--max-length",
+            "64",
+        ]
+    )
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["rows"]) == ["none", "zero-shot", "random", "paper"]
+    for row in report["rows"].values():
+        for metric in ("mrr@3", "mrr@10", "ndcg@10", "recall@10", "recall@20"):
+            assert set(row[metric]) == {"mean", "std"}
+    strategies = report["strategies"]
+    assert len(strategies["paper"]["per_seed"]) == 1
+    assert 0.0 <= strategies["paper"]["mining"]["selection_rate"] <= 1.0
+    assert strategies["random"]["mining"]["selection_rate"] == 1.0
+    assert strategies["paper"]["training"][0]["train_rows"] > 0
+    assert set(report["significance"]["paper"]) == {"none", "zero-shot", "random"}
+    assert len(report["per_query"]["values"]["none"]) == 10
+    md = (out / "report.md").read_text()
+    assert "| paper |" in md and "selection rate" in md
+    for png in ("mrr_at_10.png", "mrr_at_3.png", "pca_neighbourhood.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    leftover = [p.name for p in (out / "models").glob("*") if not p.name.startswith(".")]
+    assert leftover == []  # models are deleted after evaluation unless --keep-models
+    assert "| strategy |" in capsys.readouterr().out
