@@ -1,0 +1,240 @@
+"""Bad inputs, row building, validation metrics and folder handling of the trainer (fast: no training)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hn_plugins.data import DatasetError, RetrievalDataset
+from hn_plugins.mining.result import MiningResult, TripletRecord
+from hn_plugins.training.bootstrap import make_pseudo_queries
+from hn_plugins.training.evaluator import RerankingMRREvaluator, bm25_candidates, mrr_at_k
+from hn_plugins.training.model_folder import TrainingError, describe_base_model, install_folder
+from hn_plugins.training.trainer import _clean_records, build_training_rows, fine_tune_reranker
+
+
+def _record(q: str, p: str, negs: list[str]) -> TripletRecord:
+    return TripletRecord(q, p, negs, None, [None] * len(negs), [None] * len(negs), "test")
+
+
+@pytest.fixture(scope="module")
+def small_records(cranfield_train):
+    """Real (query, positive, BM25 negative) records of five Cranfield train queries."""
+    qids = cranfield_train.judged_query_ids[:5]
+    cands = bm25_candidates(cranfield_train, qids, top_k=10)
+    records = []
+    for q in qids:
+        negs = [d for d in cands[q] if d not in cranfield_train.never_negative(q)][:2]
+        records.extend(_record(q, p, negs) for p in sorted(cranfield_train.positives(q))[:2])
+    return records
+
+
+def test_bm25_candidates_reproduce_the_shared_sanity_number(shared_data):
+    from hn_plugins.data import load_beir
+
+    test = load_beir(shared_data / "cranfield", split="test", empty_documents="drop")
+    evaluator = RerankingMRREvaluator(test, candidates=bm25_candidates(test, top_k=100))
+    sanity = json.loads((shared_data / "bm25_sanity.json").read_text())["results"]["cranfield"]["stemmed"][
+        "test"
+    ]
+    assert evaluator.first_stage["mrr@10"] == pytest.approx(sanity["mrr@10"], abs=1e-6)
+
+
+def test_mrr_at_k_hand_cases():
+    assert mrr_at_k(["a", "b", "c"], {"c"}, 10) == pytest.approx(1 / 3)
+    assert mrr_at_k(["a", "b", "c"], {"c"}, 2) == 0.0
+    assert mrr_at_k(["a", "b"], {"b": 2, "a": 0}, 10) == 0.5
+    assert mrr_at_k([], {"a"}, 10) == 0.0
+
+
+def test_evaluator_reranks_with_a_score_object(cranfield_train):
+    qids = cranfield_train.judged_query_ids[:3]
+    subset = cranfield_train.subset(qids)
+    candidates = {q: [*sorted(subset.positives(q))[:1], "1", "2"][::-1] for q in qids}
+
+    class Oracle:
+        def score(self, query, documents):
+            positives = {subset.document_text(d) for q in qids for d in subset.positives(q)}
+            return [1.0 if d in positives else 0.0 for d in documents]
+
+    evaluator = RerankingMRREvaluator(subset, candidates=candidates, name="val")
+    metrics = evaluator(Oracle())
+    assert metrics == {"val_mrr@3": 1.0, "val_mrr@10": 1.0}
+    assert evaluator.primary_metric == "val_mrr@10"
+    assert evaluator.first_stage["mrr@10"] == pytest.approx(1 / 3)
+
+
+def test_missing_and_empty_triplet_files(tmp_path, cranfield_train):
+    with pytest.raises(DatasetError, match="does not exist"):
+        fine_tune_reranker(
+            tmp_path / "none.jsonl", cranfield_train, "all-MiniLM-L6-v2", kind="bi", output_dir=tmp_path / "m"
+        )
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="is empty"):
+        fine_tune_reranker(empty, cranfield_train, "all-MiniLM-L6-v2", kind="bi", output_dir=tmp_path / "m")
+    with pytest.raises(DatasetError, match="holds no record"):
+        fine_tune_reranker(
+            MiningResult([], "x"), cranfield_train, "all-MiniLM-L6-v2", output_dir=tmp_path / "m"
+        )
+
+
+def test_unknown_ids_in_triplets(tmp_path, cranfield_train):
+    q = cranfield_train.judged_query_ids[0]
+    p = sorted(cranfield_train.positives(q))[0]
+    path = MiningResult([_record(q, p, ["no-such-doc"])], "x").to_jsonl(tmp_path / "t.jsonl")
+    with pytest.raises(DatasetError, match="document 'no-such-doc'"):
+        fine_tune_reranker(path, cranfield_train, "all-MiniLM-L6-v2", kind="bi", output_dir=tmp_path / "m")
+    path = MiningResult([_record("q-unknown", p, ["1"])], "x").to_jsonl(tmp_path / "u.jsonl")
+    with pytest.raises(DatasetError, match="query 'q-unknown'"):
+        fine_tune_reranker(path, cranfield_train, "all-MiniLM-L6-v2", kind="bi", output_dir=tmp_path / "m")
+
+
+def test_bad_settings_are_refused_before_loading(tmp_path, small_records, cranfield_train):
+    result = MiningResult(small_records, "bm25")
+    with pytest.raises(TrainingError, match="for cross-encoders"):
+        fine_tune_reranker(
+            result, cranfield_train, "all-MiniLM-L6-v2", kind="bi", loss="bce", output_dir=tmp_path
+        )
+    with pytest.raises(TrainingError, match="Unknown loss"):
+        fine_tune_reranker(result, cranfield_train, "all-MiniLM-L6-v2", loss="hinge", output_dir=tmp_path)
+    with pytest.raises(TrainingError, match="kind must be"):
+        fine_tune_reranker(result, cranfield_train, "all-MiniLM-L6-v2", kind="poly", output_dir=tmp_path)  # type: ignore[arg-type]
+
+
+def test_base_model_checks(tmp_path, minilm):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        describe_base_model(tmp_path / "missing-model")
+    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE=1"):
+        describe_base_model("some-org/some-reranker")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("not a model")
+    with pytest.raises(TrainingError, match="not a model folder"):
+        describe_base_model(tmp_path / "notes")
+    info = describe_base_model("all-MiniLM-L6-v2")
+    assert info["is_sentence_transformer"] and not info["has_reranker_head"]
+
+
+def test_cross_encoder_folder_is_refused_as_bi_base_and_bi_folder_accepted_as_cross_base(tmp_path, caplog):
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from hn_plugins.models import resolve_model_path
+    from hn_plugins.training.model_folder import load_base_model
+
+    model, info = load_base_model("all-MiniLM-L6-v2", "cross", max_length=32)
+    assert isinstance(model, CrossEncoder) and info["head"] == "untrained"
+    assert "head starts untrained" in caplog.text
+    model.save_pretrained(str(tmp_path / "ce"))
+    with pytest.raises(TrainingError, match="holds a cross-encoder"):
+        load_base_model(tmp_path / "ce", "bi")
+    reloaded, info = load_base_model(tmp_path / "ce", "cross")
+    assert info["head"] == "pretrained" and reloaded.num_labels == 1
+    assert resolve_model_path("all-MiniLM-L6-v2") == info["path"] or info["path"] == str(tmp_path / "ce")
+
+
+def test_never_negative_documents_are_dropped_with_a_count(cranfield_train, caplog):
+    q = next(q for q in cranfield_train.judged_query_ids if len(cranfield_train.positives(q)) >= 2)
+    p1, p2 = sorted(cranfield_train.positives(q))[:2]
+    other = next(d for d in cranfield_train.doc_ids if d not in cranfield_train.never_negative(q))
+    result = MiningResult([_record(q, p1, [p2, other, other])], "external")
+    records, stats = _clean_records(result, cranfield_train, None)
+    assert records[0].negative_ids == [other]
+    assert stats["negatives_dropped_never_negative"] == 1 and stats["duplicate_negatives"] == 1
+    assert "Dropped 1 negative(s)" in caplog.text
+
+
+def test_build_training_rows_formats(cranfield_train, small_records):
+    recs = [*small_records[:3], _record(small_records[0].query_id, small_records[0].positive_id, [])]
+    rows, stats = build_training_rows(recs, cranfield_train, "triplet")
+    assert len(rows) == sum(len(r.negative_ids) for r in recs) and set(rows[0]) == {
+        "anchor",
+        "positive",
+        "negative",
+    }
+    assert stats["records_without_negative"] == 1
+    uneven = [_record(recs[0].query_id, recs[0].positive_id, recs[0].negative_ids[:1]), recs[1]]
+    rows, _ = build_training_rows(uneven, cranfield_train, "n-tuple")
+    assert list(rows[0]) == ["anchor", "positive", "negative_1", "negative_2"]
+    assert rows[0]["negative_1"] == rows[0]["negative_2"]  # a record with fewer negatives repeats its own
+    rows, _ = build_training_rows(recs[:1], cranfield_train, "labeled-pair")
+    assert [r["label"] for r in rows] == [1.0, 0.0, 0.0]
+    rows, _ = build_training_rows(recs, cranfield_train, "pair-or-n-tuple")
+    assert set(rows[0]) == {"anchor", "positive"}  # one record has no negative: in-batch negatives only
+    assert rows[0]["anchor"] == cranfield_train.queries[recs[0].query_id]
+    assert rows[0]["positive"] == cranfield_train.document_text(recs[0].positive_id)
+
+
+def test_install_folder_replaces_only_complete_folders(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "weights").write_text("old")
+    new = tmp_path / ".model.new"
+    new.mkdir()
+    (new / "weights").write_text("new")
+    install_folder(new, target)
+    assert (target / "weights").read_text() == "new" and not new.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_pseudo_queries_never_contain_their_answer(cranfield_train):
+    pseudo = make_pseudo_queries(cranfield_train.corpus)
+    assert len(pseudo) > 0.9 * len(cranfield_train.corpus)
+    for p in pseudo:
+        assert not p.passage.lower().startswith(p.query.lower())
+        assert len(p.passage.split()) >= 10
+    tiny = RetrievalDataset(
+        corpus={"d": ("", "Only one sentence here without more.")}, queries={"q": "x"}, qrels={"q": {"d": 1}}
+    )
+    assert make_pseudo_queries(tiny.corpus) == []
+
+
+def test_cli_registers_train_and_bootstrap():
+    from hn_plugins.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(
+        [
+            "train",
+            "t.jsonl",
+            "--data",
+            "d",
+            "--base-model",
+            "m",
+            "--kind",
+            "bi",
+            "--out",
+            "o",
+            "--loss",
+            "in-batch",
+            "--epochs",
+            "2",
+        ]
+    )
+    assert args.kind == "bi" and args.loss == "in-batch" and args.epochs == 2 and callable(args.func)
+    args = parser.parse_args(["bootstrap", "d", "--teacher-models", "a,b", "--out", "o", "--pairs", "100"])
+    assert args.teacher_models == "a,b" and args.pairs == 100 and callable(args.func)
+
+
+def test_cli_train_reports_bad_input_cleanly(tmp_path, shared_data, capsys):
+    from hn_plugins.cli import main
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code = main(
+        [
+            "train",
+            str(empty),
+            "--data",
+            str(shared_data / "cranfield"),
+            "--drop-empty",
+            "--base-model",
+            "all-MiniLM-L6-v2",
+            "--kind",
+            "bi",
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
+    assert code == 2
+    assert "is empty" in capsys.readouterr().err

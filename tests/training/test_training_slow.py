@@ -1,0 +1,163 @@
+"""Real (tiny) fine-tunes and a bootstrap on Cranfield: folders, determinism, interruption safety.
+
+Marked ``slow``: each test trains all-MiniLM-L6-v2 for a few steps (about a minute on 2 idle cores).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from hn_plugins.mining.result import MiningResult, TripletRecord
+from hn_plugins.reranker import RERANKER_MARKER, load_reranker
+from hn_plugins.training.evaluator import bm25_candidates
+from hn_plugins.training.trainer import fine_tune_reranker
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny(cranfield_train):
+    """8 training queries (2 positives, 1 BM25 negative each), 3 validation queries with BM25 top-10."""
+    qids = cranfield_train.judged_query_ids
+    train, val = cranfield_train.subset(qids[:8]), cranfield_train.subset(qids[8:11])
+    cands = bm25_candidates(train, train.judged_query_ids, top_k=30)
+    records = []
+    for q in train.judged_query_ids:
+        neg = next(d for d in cands[q] if d not in train.never_negative(q))
+        records.extend(
+            TripletRecord(q, p, [neg], None, [None], [None], "bm25") for p in sorted(train.positives(q))[:2]
+        )
+    return {
+        "train": train,
+        "val": val,
+        "result": MiningResult(records, "bm25"),
+        "val_candidates": bm25_candidates(val, val.judged_query_ids, top_k=10),
+    }
+
+
+def _train(tiny, out, kind, **kw):
+    settings = dict(
+        kind=kind,
+        epochs=1,
+        batch_size=8,
+        max_length=64,
+        eval_dataset=tiny["val"],
+        validation_candidates=tiny["val_candidates"],
+        output_dir=out,
+        keep_base_if_better=False,
+        seed=3,
+    )
+    settings.update(kw)
+    base = settings.pop("base_model", "all-MiniLM-L6-v2")
+    return fine_tune_reranker(tiny["result"], tiny["train"], base, **settings)
+
+
+def _digest(folder):
+    return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_bi_fine_tune_writes_a_loadable_folder_and_is_deterministic(tmp_path, tiny):
+    from sentence_transformers import SentenceTransformer
+
+    first = _train(tiny, tmp_path / "bi-a", "bi")
+    second = _train(tiny, tmp_path / "bi-b", "bi")
+    assert _digest(first.path) == _digest(second.path)  # same seed, same weights
+    steps = -(-first.metrics["train_rows"] // 8)
+    assert [h["step"] for h in first.history] == [0, steps] and first.history == second.history
+    marker = json.loads((first.path / RERANKER_MARKER).read_text())
+    assert (
+        marker["kind"] == "bi" and marker["loss"] == "triplet" and marker["negatives"]["selector"] == "bm25"
+    )
+    assert marker["hyperparameters"]["margin"] == 0.2 and marker["validation_curve"] == first.history
+    assert json.loads((first.path / "validation_curve.json").read_text()) == first.history
+    assert "Validation curve" in (first.path / "README.md").read_text()
+    plain = SentenceTransformer(str(first.path))
+    reranker = load_reranker(first.path)
+    assert reranker.kind == "bi"
+    docs = [
+        tiny["train"].document_text(d) for d in tiny["val_candidates"][tiny["val"].judged_query_ids[0]][:3]
+    ]
+    scores = reranker.score("boundary layer", docs)
+    assert scores.shape == (3,)
+    expected = (
+        plain.encode(docs, normalize_embeddings=True)
+        @ plain.encode(["boundary layer"], normalize_embeddings=True)[0]
+    )
+    assert scores == pytest.approx(expected, abs=1e-5)
+
+
+def test_cross_fine_tune_from_a_bi_encoder_folder_loads_everywhere(tmp_path, tiny):
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    result = _train(tiny, tmp_path / "ce", "cross", loss="listwise")
+    assert result.kind == "cross" and result.metrics["train_rows"] == len(tiny["result"].records)
+    marker = json.loads((result.path / RERANKER_MARKER).read_text())
+    assert marker["kind"] == "cross" and marker["base_model_head"] == "untrained"
+    assert (result.path / "model.safetensors").is_file() and not list(result.path.glob("*.bin"))
+    plain = CrossEncoder(str(result.path))
+    reranker = load_reranker(result.path)
+    assert reranker.kind == "cross"
+    pairs = [("wing flutter", "flutter of wings"), ("wing flutter", "heat transfer")]
+    assert reranker.score("wing flutter", [p[1] for p in pairs]) == pytest.approx(
+        plain.predict(pairs), abs=1e-5
+    )
+
+
+def test_interrupted_run_keeps_the_previous_folder_and_resumes(tmp_path, tiny):
+    from transformers import TrainerCallback
+
+    out = tmp_path / "model"
+    _train(tiny, out, "bi", epochs=1)
+    before = (_digest(out), (out / RERANKER_MARKER).read_text())
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise KeyboardInterrupt("simulated interruption")
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny, out, "bi", epochs=2, eval_steps=1, callbacks=[Interrupt()], seed=5)
+    assert (_digest(out), (out / RERANKER_MARKER).read_text()) == before  # the previous model is intact
+    scratch = tmp_path / ".model.training"
+    assert (scratch / "checkpoint-1").is_dir()
+    resumed = _train(
+        tiny, out, "bi", epochs=2, eval_steps=1, resume=True, seed=5, early_stopping_patience=None
+    )
+    assert [h["step"] for h in resumed.history] == list(range(resumed.metrics["steps"] + 1))
+    assert resumed.metrics["steps"] == 2 * -(-resumed.metrics["train_rows"] // 8)
+    assert _digest(out) != before[0] and not scratch.exists()
+
+
+def test_bootstrap_improves_on_its_start_and_reports_the_teacher(
+    tmp_path, cranfield_train, minilm, static_model
+):
+    from hn_plugins.embedders import EmbedderEnsemble
+    from hn_plugins.training.bootstrap import bootstrap_cross_encoder
+
+    corpus = {d: cranfield_train.corpus[d] for d in cranfield_train.doc_ids[:160]}
+    teacher = EmbedderEnsemble([minilm, static_model])
+    result = bootstrap_cross_encoder(
+        corpus,
+        teacher,
+        output_dir=tmp_path / "boot",
+        num_pairs=360,
+        neighbours=3,
+        random_documents=2,
+        held_out_queries=20,
+        eval_top_k=10,
+        epochs=2,
+        batch_size=8,
+        max_length=96,
+        seed=0,
+    )
+    marker = json.loads((result.path / RERANKER_MARKER).read_text())
+    assert marker["kind"] == "cross" and marker["bootstrap"]["num_pairs"] == 360
+    assert load_reranker(result.path).kind == "cross"
+    start = result.history[0]["mrr@10"]  # the untrained head ranks the candidates by chance
+    assert result.student_mrr10 > start
+    assert 0.0 < result.teacher_mrr10 <= 1.0
+    assert result.metrics["teacher_mrr@10"] == result.teacher_mrr10
+    assert result.reached_teacher == (result.student_mrr10 >= result.teacher_mrr10)
