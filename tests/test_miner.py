@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from hn_plugins.data import DatasetError, load_beir
+from hn_plugins.data import DatasetError, RetrievalDataset, load_beir
 from hn_plugins.embedders import EmbedderEnsemble, l2_normalize
 from hn_plugins.mining.miner import HardNegativeMiner
 from hn_plugins.mining.result import MiningResult
@@ -196,9 +196,8 @@ def test_bad_input(fitted, cranfield_train):
     too_many.fit(cranfield_train)
     with pytest.raises(DatasetError, match="exceeds the candidate depth"):
         too_many.mine(cranfield_train)
+    tiny = RetrievalDataset(
+        corpus={"a": ("", "x"), "b": ("", "y")}, queries={"q": "x"}, qrels={"q": {"a": 1}}
+    )
     with pytest.raises(DatasetError, match="larger than"):
-        HardNegativeMiner(None, selector="random", num_negatives=5).fit({"a": "x", "b": "y"}).mine(
-            cranfield_train.subset(cranfield_train.judged_query_ids[:1]).with_corpus(
-                {"a": ("", "x"), "b": ("", "y")}
-            )
-        )
+        HardNegativeMiner(None, selector="random", num_negatives=5).fit(tiny).mine(tiny)
