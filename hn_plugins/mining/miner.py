@@ -116,6 +116,7 @@ class HardNegativeMiner:
                 ``{id: (title, text)}``.
         """
         self.timings = {}
+        self._query_memo: dict[str, np.ndarray] = {}
         ids, texts = _as_corpus(corpus)
         if len(set(ids)) != len(ids):
             raise DatasetError("HardNegativeMiner.fit(): duplicate document ids; ids must be unique.")
@@ -132,7 +133,9 @@ class HardNegativeMiner:
         if self.reducer is not None:
             fit_rows = raw
             if self.fit_pca_on_queries and isinstance(corpus, RetrievalDataset) and corpus.judged_query_ids:
-                queries = self.ensemble.encode_queries([corpus.queries[q] for q in corpus.judged_query_ids])
+                texts = [corpus.queries[q] for q in corpus.judged_query_ids]
+                queries = self.ensemble.encode_queries(texts)
+                self._query_memo = dict(zip(texts, queries, strict=True))  # mine() reuses them
                 fit_rows = np.concatenate([raw, queries])
             self.reducer.fit(fit_rows)
             space = self.reducer.transform(raw)
@@ -149,7 +152,11 @@ class HardNegativeMiner:
         """Queries in the selector's space (ensemble -> PCA -> L2-normalised)."""
         if self.ensemble is None:
             raise ValueError("This miner has no ensemble.")
-        raw = self.ensemble.encode_queries(texts)
+        memo = getattr(self, "_query_memo", {})
+        if texts and all(t in memo for t in texts):
+            raw = np.stack([memo[t] for t in texts])  # embedded by fit() for the PCA
+        else:
+            raw = self.ensemble.encode_queries(texts)
         return l2_normalize(self.reducer.transform(raw) if self.reducer is not None else raw)
 
     # ------------------------------------------------------------------ mine
