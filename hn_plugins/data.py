@@ -142,7 +142,7 @@ class RetrievalDataset:
 
     def subset(self, query_ids: Iterable[str], name: str | None = None) -> RetrievalDataset:
         """The same corpus with only the given queries and their judgments."""
-        keep = [q for q in query_ids]
+        keep = list(query_ids)
         missing = [q for q in keep if q not in self.queries]
         if missing:
             raise DatasetError(f"subset(): unknown query ids {missing[:5]}; take ids from dataset.queries.")

@@ -41,5 +41,5 @@ def test_auto_and_errors():
         CandidateIndex().search(_vectors(1), 1)
     with pytest.raises(ValueError, match="non-empty"):
         CandidateIndex().fit(np.zeros((0, 4), dtype=np.float32))
-    scores, rows = CandidateIndex().fit(_vectors(5)).search(_vectors(2), 50)
+    _, rows = CandidateIndex().fit(_vectors(5)).search(_vectors(2), 50)
     assert rows.shape == (2, 5)  # k is capped at the corpus size

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hn_plugins.data import RetrievalDataset
+from hn_plugins.embedders import l2_normalize
 
 from .metrics import EvaluationError
 
@@ -230,8 +231,7 @@ def encode_texts(model: Any, texts: Sequence[str], batch_size: int = 32) -> np.n
             f"{type(model).__name__}.encode returned shape {array.shape} for {len(texts)} texts; expected "
             "(n_texts, dim)."
         )
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    return array / np.maximum(norms, 1e-12)
+    return l2_normalize(array)
 
 
 class DenseRetriever:

@@ -170,7 +170,7 @@ class _CriteriaSelector(NegativeSelector):
         ds = context.dataset
         depth0 = max(int(context.candidates), context.num_negatives + 1)
         max_depth = min(int(context.max_candidates or index.ntotal), index.ntotal)
-        query_ids = [q for q in ds.judged_query_ids]
+        query_ids = ds.judged_query_ids
         records: list[TripletRecord] = []
         depth_hist: dict[int, int] = {}
         bar = tqdm(
@@ -182,7 +182,7 @@ class _CriteriaSelector(NegativeSelector):
         for qid, rows, _ in _iter_candidates(context, query_ids, min(depth0, index.ntotal)):
             q_vec = qvecs[qid]
             blocked = ds.never_negative(qid)
-            positives = [p for _, p in ((qid, p) for p in _sorted_positives(ds, qid))]
+            positives = _sorted_positives(ds, qid)
             depth = len(rows)
             pending = list(positives)
             results: dict[str, TripletRecord] = {}
@@ -344,7 +344,7 @@ class RandomSelector(NegativeSelector):
         for qid, pid in ds.positive_pairs():
             blocked = ds.never_negative(qid)
             rng = np.random.default_rng(stable_seed(context.seed, self.name, qid, pid))
-            want = min(context.num_negatives, n_docs - len(blocked & set(context.row_of)))
+            want = min(context.num_negatives, n_docs - sum(d in context.row_of for d in blocked))
             picked: list[str] = []
             seen: set[int] = set()
             while len(picked) < want:
