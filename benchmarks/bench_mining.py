@@ -20,7 +20,6 @@ import logging
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -38,8 +37,12 @@ DATASETS = ["cranfield", "cisi", "medline", "npl", "cacm", "python-docs-faq"]
 
 
 def _machine() -> dict[str, object]:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "load_average_at_start": os.getloadavg()}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": os.getloadavg(),
+    }
 
 
 def _save(name: str, payload: dict) -> Path:
@@ -72,9 +75,16 @@ def bench_stages(args: argparse.Namespace) -> None:
         result = miner.fit(ds).mine(ds)
         total = time.perf_counter() - start
         s = result.summary()
-        rows[name] = {"documents": len(ds.corpus), "train_queries": len(ds.judged_query_ids), "pairs": s["pairs"],
-                      "timings_s": miner.timings, "total_s": total, "selection_rate": s["selection_rate"],
-                      "pca_components": s.get("pca_components"), "deepened_pairs": s.get("deepened_pairs")}
+        rows[name] = {
+            "documents": len(ds.corpus),
+            "train_queries": len(ds.judged_query_ids),
+            "pairs": s["pairs"],
+            "timings_s": miner.timings,
+            "total_s": total,
+            "selection_rate": s["selection_rate"],
+            "pca_components": s.get("pca_components"),
+            "deepened_pairs": s.get("deepened_pairs"),
+        }
         logger.info("%s: %s", name, rows[name])
     _save("stages", {"models": args.models, "datasets": rows})
 
@@ -96,20 +106,45 @@ def bench_vs_st(args: argparse.Namespace) -> None:
     runs: dict[str, list[float]] = {"ours": [], "sentence_transformers": []}
     for _ in range(args.repeats):
         start = time.perf_counter()
-        miner = HardNegativeMiner(EmbedderEnsemble([model], batch_size=32), None, selector="positive-aware",
-                                  num_negatives=3, candidates=100, relative_margin=0.05)
+        miner = HardNegativeMiner(
+            EmbedderEnsemble([model], batch_size=32),
+            None,
+            selector="positive-aware",
+            num_negatives=3,
+            candidates=100,
+            relative_margin=0.05,
+        )
         miner.fit(ds).mine(ds)
         runs["ours"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        data = Dataset.from_dict({"query": [ds.queries[q] for q, _ in pairs],
-                                  "positive": [ds.document_text(p) for _, p in pairs]})
-        mine_hard_negatives(data, model, corpus=texts, range_max=100, num_negatives=3, relative_margin=0.05,
-                            batch_size=32, verbose=False, use_faiss=True)
+        data = Dataset.from_dict(
+            {"query": [ds.queries[q] for q, _ in pairs], "positive": [ds.document_text(p) for _, p in pairs]}
+        )
+        mine_hard_negatives(
+            data,
+            model,
+            corpus=texts,
+            range_max=100,
+            num_negatives=3,
+            relative_margin=0.05,
+            batch_size=32,
+            verbose=False,
+            use_faiss=True,
+        )
         runs["sentence_transformers"].append(time.perf_counter() - start)
     best = {k: min(v) for k, v in runs.items()}
-    _save(f"vs_st_{args.dataset}", {"model": args.model, "dataset": args.dataset, "documents": len(texts),
-                                     "pairs": len(pairs), "runs_s": runs, "best_s": best,
-                                     "ratio_ours_over_st": best["ours"] / best["sentence_transformers"]})
+    _save(
+        f"vs_st_{args.dataset}",
+        {
+            "model": args.model,
+            "dataset": args.dataset,
+            "documents": len(texts),
+            "pairs": len(pairs),
+            "runs_s": runs,
+            "best_s": best,
+            "ratio_ours_over_st": best["ours"] / best["sentence_transformers"],
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------- incremental
@@ -124,6 +159,7 @@ def bench_incremental(args: argparse.Namespace) -> None:
     ds = _load(args.data, args.dataset)
     models = args.models.split(",")
     with tempfile.TemporaryDirectory() as cache:
+
         def mine(dataset):  # type: ignore[no-untyped-def]
             ensemble = EmbedderEnsemble(models, cache_dir=cache)  # a new process would also reload the models
             miner = HardNegativeMiner(ensemble, PCAReducer(variance=0.95), selector="paper", num_negatives=3)
@@ -139,16 +175,28 @@ def bench_incremental(args: argparse.Namespace) -> None:
             title, text = corpus[doc_id]
             corpus[doc_id] = (title, text + " (revised)")
         warm_s, warm_calls, warm_t = mine(ds.with_corpus(corpus))
-    _save(f"incremental_{args.dataset}", {
-        "models": models, "dataset": args.dataset, "documents": len(ds.corpus), "changed": len(changed_ids),
-        "cold_s": cold_s, "cold_texts_encoded": cold_calls, "cold_timings_s": cold_t,
-        "remine_s": warm_s, "remine_texts_encoded": warm_calls, "remine_timings_s": warm_t,
-        "remine_over_cold": warm_s / cold_s,
-    })
+    _save(
+        f"incremental_{args.dataset}",
+        {
+            "models": models,
+            "dataset": args.dataset,
+            "documents": len(ds.corpus),
+            "changed": len(changed_ids),
+            "cold_s": cold_s,
+            "cold_texts_encoded": cold_calls,
+            "cold_timings_s": cold_t,
+            "remine_s": warm_s,
+            "remine_texts_encoded": warm_calls,
+            "remine_timings_s": warm_t,
+            "remine_over_cold": warm_s / cold_s,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------- scale
-def _synthetic(n_docs: int, n_queries: int, data: Path, seed: int = 0) -> tuple[list[str], list[str], list[int]]:
+def _synthetic(
+    n_docs: int, n_queries: int, data: Path, seed: int = 0
+) -> tuple[list[str], list[str], list[int]]:
     """SYNTHETIC texts: words drawn with the unigram frequencies of the shared collections."""
     counts: Counter[str] = Counter()
     for name in ("cranfield", "npl", "cacm", "medline"):
@@ -194,38 +242,71 @@ def bench_scale(args: argparse.Namespace) -> None:
     del docs
     ensemble = EmbedderEnsemble(["static-model"], batch_size=4096)
     reducer = PCAReducer(variance=0.95) if args.variance < 1 else None
-    miner = HardNegativeMiner(ensemble, reducer, selector="paper", num_negatives=1, candidates=args.candidates,
-                              index=args.index, max_candidates=args.candidates, fit_pca_on_queries=False)
+    miner = HardNegativeMiner(
+        ensemble,
+        reducer,
+        selector="paper",
+        num_negatives=1,
+        candidates=args.candidates,
+        index=args.index,
+        max_candidates=args.candidates,
+        fit_pca_on_queries=False,
+    )
     start = time.perf_counter()
     result = miner.fit(ds).mine(ds)
     total = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     s = result.summary()
-    _save(f"scale_{args.index}", {
-        "corpus": "SYNTHETIC: random word sequences with the unigram frequencies of cranfield/npl/cacm/medline",
-        "documents": args.docs, "queries": args.queries, "model": "static-model (model2vec, 64 dims)",
-        "index": args.index, "candidates": args.candidates, "generate_s": gen_s, "timings_s": miner.timings,
-        "mining_total_s": total, "peak_rss_gb": peak_gb, "selection_rate": s["selection_rate"],
-        "depth_limited_pairs": s.get("depth_limited_pairs", 0), "pca_components": s.get("pca_components"),
-    })
+    _save(
+        f"scale_{args.index}",
+        {
+            "corpus": "SYNTHETIC: random word sequences with the unigram frequencies of cranfield/npl/cacm/medline",
+            "documents": args.docs,
+            "queries": args.queries,
+            "model": "static-model (model2vec, 64 dims)",
+            "index": args.index,
+            "candidates": args.candidates,
+            "generate_s": gen_s,
+            "timings_s": miner.timings,
+            "mining_total_s": total,
+            "peak_rss_gb": peak_gb,
+            "selection_rate": s["selection_rate"],
+            "depth_limited_pairs": s.get("depth_limited_pairs", 0),
+            "pca_components": s.get("pca_components"),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------- report
 def report(_: argparse.Namespace) -> None:
-    lines = ["# Mining benchmarks", "",
-             "Produced by `benchmarks/bench_mining.py` (commands below) on the 2-core CPU machine; raw JSON in "
-             "`benchmarks/results/`. Load average at start is recorded: other jobs running at the same time slow "
-             "the numbers down.", ""]
+    lines = [
+        "# Mining benchmarks",
+        "",
+        "Produced by `benchmarks/bench_mining.py` (commands below) on the 2-core CPU machine; raw JSON in "
+        "`benchmarks/results/`. Load average at start is recorded: other jobs running at the same time slow "
+        "the numbers down.",
+        "",
+    ]
     for path in sorted(RESULTS.glob("*.json")):
         data = json.loads(path.read_text())
-        lines += [f"## {path.stem}", "", f"`{data.get('command')}`", "", "```json",
-                  json.dumps({k: v for k, v in data.items() if k not in {"command"}}, indent=1)[:4000], "```", ""]
+        lines += [
+            f"## {path.stem}",
+            "",
+            f"`{data.get('command')}`",
+            "",
+            "```json",
+            json.dumps({k: v for k, v in data.items() if k not in {"command"}}, indent=1)[:4000],
+            "```",
+            "",
+        ]
     (HERE / "MINING.md").write_text("\n".join(lines))
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     default_data = HERE.parent.parent / "shared" / "data"
     p = sub.add_parser("stages")

@@ -11,12 +11,14 @@ import json
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from hn_plugins.fusion import ScoreFusion
 from hn_plugins.models import load_sentence_transformer, resolve_model_path
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,43 @@ class Reranker(Protocol):
     def score(self, query: str, documents: Sequence[str]) -> np.ndarray: ...
 
 
-class CrossEncoderReranker:
+class _FusionMixin:
+    """``rerank_scores``: the model's scores, fused with first-stage scores when a :class:`ScoreFusion` is set."""
+
+    fusion: ScoreFusion | None = None
+
+    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def rerank_scores(
+        self,
+        query: str,
+        documents: Sequence[str],
+        first_stage_scores: Sequence[float | None] | None = None,
+    ) -> np.ndarray:
+        """Scores to sort ``documents`` by: the model's, fused with ``first_stage_scores`` when both that list
+        (every entry a number) and :attr:`fusion` are set; otherwise the model's alone.
+
+        Example:
+            >>> class Const(_FusionMixin):
+            ...     def score(self, query, documents):
+            ...         return np.array([1.0, 0.0])
+            >>> r = Const()
+            >>> r.rerank_scores("q", ["a", "b"], [0.0, 9.0]).tolist()
+            [1.0, 0.0]
+            >>> r.fusion = ScoreFusion(weight=0.2, normalization="minmax")
+            >>> [round(float(x), 2) for x in r.rerank_scores("q", ["a", "b"], [0.0, 9.0])]
+            [0.2, 0.8]
+        """
+        scores = self.score(query, documents)
+        if self.fusion is None or first_stage_scores is None or len(documents) < 2:
+            return scores
+        if len(first_stage_scores) != len(documents) or any(s is None for s in first_stage_scores):
+            return scores
+        return self.fusion(scores, [float(s) for s in first_stage_scores]).astype(np.float32)  # type: ignore[arg-type]
+
+
+class CrossEncoderReranker(_FusionMixin):
     """A sentence-transformers ``CrossEncoder`` scoring (query, document) pairs.
 
     Example:
@@ -99,8 +137,13 @@ class CrossEncoderReranker:
         return np.asarray(scores, dtype=np.float32).reshape(len(documents))
 
 
-class BiEncoderReranker:
+class BiEncoderReranker(_FusionMixin):
     """A sentence-transformers bi-encoder used as a reranker: score = cosine(query, document).
+
+    Document vectors are kept in a least-recently-used cache keyed by the exact text (``cache_size`` vectors;
+    0 turns it off), so a document that was already reranked once (or added with :meth:`precompute`) costs a
+    lookup instead of a forward pass: in a RAG pipeline over a fixed corpus, reranking the top-100 then costs one
+    query encoding.
 
     Example:
         >>> rr = BiEncoderReranker("all-MiniLM-L6-v2")  # doctest: +SKIP
@@ -118,7 +161,12 @@ class BiEncoderReranker:
         query_prompt: str | None = None,
         document_prompt: str | None = None,
         trust_remote_code: bool = False,
+        cache_size: int = 50_000,
     ) -> None:
+        if cache_size < 0:
+            raise ValueError(f"BiEncoderReranker: cache_size must be >= 0, got {cache_size}.")
+        self.cache_size = cache_size
+        self._doc_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         if hasattr(model, "encode") and not isinstance(model, (str, os.PathLike)):
             self.model = model
             self.name = type(model).__name__
@@ -131,23 +179,52 @@ class BiEncoderReranker:
         self.documents_scored = 0
         self.seconds = 0.0
 
-    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        if not documents:
-            return np.zeros(0, dtype=np.float32)
-        start = time.perf_counter()
+    def _encode(self, texts: Sequence[str], prompt: str | None) -> np.ndarray:
         kw: dict[str, Any] = {
             "batch_size": self.batch_size,
             "convert_to_numpy": True,
             "normalize_embeddings": True,
             "show_progress_bar": False,
         }
-        q = self.model.encode([query], **kw, **({"prompt": self.query_prompt} if self.query_prompt else {}))
-        d = self.model.encode(
-            list(documents), **kw, **({"prompt": self.document_prompt} if self.document_prompt else {})
+        return np.asarray(
+            self.model.encode(list(texts), **kw, **({"prompt": prompt} if prompt else {})), dtype=np.float32
         )
+
+    def precompute(self, documents: Sequence[str]) -> int:
+        """Encode documents ahead of queries (e.g. the whole corpus at start-up); returns how many were encoded."""
+        todo = [d for d in dict.fromkeys(documents) if d not in self._doc_cache]
+        if todo and self.cache_size:
+            for text, vector in zip(todo, self._encode(todo, self.document_prompt), strict=True):
+                self._remember(text, vector)
+        return len(todo) if self.cache_size else 0
+
+    def _remember(self, text: str, vector: np.ndarray) -> None:
+        if not self.cache_size:
+            return
+        self._doc_cache[text] = vector
+        self._doc_cache.move_to_end(text)
+        while len(self._doc_cache) > self.cache_size:
+            self._doc_cache.popitem(last=False)
+
+    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        if not documents:
+            return np.zeros(0, dtype=np.float32)
+        start = time.perf_counter()
+        q = self._encode([query], self.query_prompt)[0]
+        todo = [d for d in dict.fromkeys(documents) if d not in self._doc_cache]
+        fresh = dict(zip(todo, self._encode(todo, self.document_prompt), strict=True)) if todo else {}
+        vectors = []
+        for d in documents:
+            vector = fresh.get(d)
+            if vector is None:
+                vector = self._doc_cache[d]
+                self._doc_cache.move_to_end(d)
+            vectors.append(vector)
+        for text, vector in fresh.items():
+            self._remember(text, vector)
         self.seconds += time.perf_counter() - start
         self.documents_scored += len(documents)
-        return (np.asarray(d, dtype=np.float32) @ np.asarray(q, dtype=np.float32)[0]).astype(np.float32)
+        return (np.stack(vectors) @ q).astype(np.float32)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -204,6 +281,9 @@ def load_reranker(
 ) -> CrossEncoderReranker | BiEncoderReranker:
     """Load a reranker from a trainer folder, a registry folder, a cross-encoder folder or a hub name.
 
+    A folder written by ``hn train`` also carries the fusion weight chosen on validation (its ``fusion`` entry): the
+    returned reranker's :meth:`~CrossEncoderReranker.rerank_scores` applies it when given first-stage scores.
+
     Args:
         model: local folder or cross-encoder hub name (e.g. ``cross-encoder/ms-marco-MiniLM-L6-v2``).
         device: torch device.
@@ -222,8 +302,9 @@ def load_reranker(
             path = _registry_current(path)
         kind = detect_reranker_kind(path)
         meta = _read_json(path / RERANKER_MARKER) if (path / RERANKER_MARKER).is_file() else {}
+        reranker: CrossEncoderReranker | BiEncoderReranker
         if kind == "bi":
-            return BiEncoderReranker(
+            reranker = BiEncoderReranker(
                 path,
                 device=device,
                 batch_size=batch_size,
@@ -231,9 +312,17 @@ def load_reranker(
                 document_prompt=meta.get("document_prompt"),
                 trust_remote_code=trust_remote_code,
             )
-        return CrossEncoderReranker(
-            path, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
-        )
+        else:
+            reranker = CrossEncoderReranker(
+                path, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
+            )
+        try:
+            reranker.fusion = ScoreFusion.from_dict(meta.get("fusion"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RerankerLoadError(
+                f"{path / RERANKER_MARKER} has an unreadable 'fusion' entry ({exc}); delete the entry or retrain."
+            ) from exc
+        return reranker
     text = str(model)
     if text.startswith((".", "/", "~")) or (os.sep in text.strip("/") and text.count("/") > 1):
         raise RerankerLoadError(f"Model folder {text} does not exist.")

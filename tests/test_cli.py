@@ -10,9 +10,28 @@ from hn_plugins.mining.result import MiningResult
 
 def test_hn_mine_writes_triplets_and_diagnostics(shared_data, tmp_path, capsys):
     out = tmp_path / "triplets.jsonl"
-    code = main(["mine", str(shared_data / "medline"), "--split", "train", "--models", "static-model",
-                 "--variance", "0.95", "--selector", "paper", "--num-negatives", "2", "--out", str(out),
-                 "--cache", str(tmp_path / "cache"), "--seed", "3"])
+    code = main(
+        [
+            "mine",
+            str(shared_data / "medline"),
+            "--split",
+            "train",
+            "--models",
+            "static-model",
+            "--variance",
+            "0.95",
+            "--selector",
+            "paper",
+            "--num-negatives",
+            "2",
+            "--out",
+            str(out),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     result = MiningResult.from_jsonl(out)
     diagnostics = json.loads(out.with_suffix(".diagnostics.json").read_text())
@@ -24,7 +43,9 @@ def test_hn_mine_writes_triplets_and_diagnostics(shared_data, tmp_path, capsys):
 
 
 def test_hn_mine_bad_input_is_a_clear_error(tmp_path, capsys):
-    code = main(["mine", str(tmp_path / "missing"), "--out", str(tmp_path / "x.jsonl"), "--selector", "random"])
+    code = main(
+        ["mine", str(tmp_path / "missing"), "--out", str(tmp_path / "x.jsonl"), "--selector", "random"]
+    )
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
     empty = tmp_path / "empty.jsonl"

@@ -23,8 +23,12 @@ def test_exact_index_equals_numpy_top_k():
 def test_approximate_indexes_have_high_recall(kind):
     rng = np.random.default_rng(3)  # clustered, like text embeddings (topics), not isotropic noise
     centers = rng.normal(size=(40, 32))
-    docs = l2_normalize((centers[rng.integers(40, size=5000)] + 0.4 * rng.normal(size=(5000, 32))).astype(np.float32))
-    queries = l2_normalize((centers[rng.integers(40, size=100)] + 0.4 * rng.normal(size=(100, 32))).astype(np.float32))
+    docs = l2_normalize(
+        (centers[rng.integers(40, size=5000)] + 0.4 * rng.normal(size=(5000, 32))).astype(np.float32)
+    )
+    queries = l2_normalize(
+        (centers[rng.integers(40, size=100)] + 0.4 * rng.normal(size=(100, 32))).astype(np.float32)
+    )
     _, exact = CandidateIndex("exact").fit(docs).search(queries, 10)
     index = CandidateIndex(kind, nprobe=32).fit(docs)
     assert index.resolved_kind == kind and not index.is_exact

@@ -28,7 +28,9 @@ def test_keeps_the_fewest_components_reaching_the_variance(variance):
     assert reducer.explained_variance_ratio_.sum() >= variance
     assert reducer.explained_variance_ratio_[:-1].sum() < variance
     # same subspace as scikit-learn's PCA (up to the sign of each axis)
-    np.testing.assert_allclose(np.abs(reducer.transform(X)), np.abs(reference.transform(X)), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        np.abs(reducer.transform(X)), np.abs(reference.transform(X)), rtol=1e-3, atol=1e-3
+    )
 
 
 def test_fixed_components_and_incremental_fit_agree_with_full_fit():

@@ -13,7 +13,14 @@ Heavy libraries (bm25s, matplotlib) are imported only when used.
 
 from __future__ import annotations
 
-from .benchmark import ALL_STRATEGIES, DEFAULT_STRATEGY, run_benchmark
+from .benchmark import (
+    ALL_STRATEGIES,
+    DEFAULT_STRATEGY,
+    FusedScorer,
+    merge_benchmark_reports,
+    quality_bar,
+    run_benchmark,
+)
 from .first_stage import BM25Retriever, DenseRetriever
 from .metrics import (
     DEFAULT_METRICS,
@@ -40,18 +47,21 @@ __all__ = [
     "BiEncoderScorer",
     "DenseRetriever",
     "EvaluationError",
+    "FusedScorer",
     "RerankReport",
     "aggregate_seed_rows",
     "aggregate_seeds",
     "average_precision",
     "evaluate_reranking",
     "evaluate_run",
+    "merge_benchmark_reports",
     "mrr_at_k",
     "ndcg_at_k",
     "paired_permutation_test",
     "plot_metric_bars",
     "plot_pca_neighbourhood",
     "precision_at_k",
+    "quality_bar",
     "recall_at_k",
     "run_benchmark",
     "write_report_json",

@@ -20,6 +20,7 @@ for every row, so the rows differ only by their negatives.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import random
@@ -47,10 +48,13 @@ __all__ = [
     "ALL_STRATEGIES",
     "DEFAULT_STRATEGY",
     "EmbeddedBiEncoderScorer",
+    "FusedScorer",
     "benchmark_metrics",
     "combine_default_negatives",
     "first_stage_run",
+    "first_stage_scores_by_text",
     "format_benchmark_markdown",
+    "quality_bar",
     "run_benchmark",
 ]
 
@@ -76,12 +80,16 @@ ALL_STRATEGIES: tuple[str, ...] = (
 #:    of being dropped, as the paper does (it drops 23-60% of the train pairs of ../shared/data);
 #: 3. one seeded random negative is added to every pair: on collections with many unjudged relevant documents
 #:    hard negatives are often false negatives, and a random negative keeps an easy, almost surely correct signal.
-#: Loss: the paper's triplet margin loss, as every mined row.
+#: Loss: in-batch negatives plus the mined ones (multiple-negatives ranking loss over (query, positive, hard
+#: negative, random negative) rows and every other row's documents), the standard bi-encoder recipe; every other
+#: mined row trains with the paper's triplet loss. At test time ``default`` fuses its scores with the first stage's
+#: (weight chosen on validation, :mod:`hn_plugins.fusion`); :func:`run_benchmark` reports it without fusion too.
 DEFAULT_STRATEGY: dict[str, Any] = {
     "primary": {"selector": "paper", "space": "ensemble+pca"},
     "fallback": {"selector": "positive-aware", "space": "ensemble+pca", "relative_margin": 0.05},
     "random_negatives": 1,
-    "loss": "triplet",
+    "loss": "in-batch",
+    "fusion": "bm25, weight chosen on validation",
 }
 
 _MINED = {"random", "bm25", "dense-topk", "positive-aware", "st", "paper"}
@@ -152,6 +160,48 @@ class EmbeddedBiEncoderScorer:
         self._add(self._queries, [query])
         matrix = np.stack([self._docs[d] for d in documents])
         return (matrix @ self._queries[query]).astype(np.float32)
+
+
+class FusedScorer:
+    """A scorer whose scores are fused with the first stage's (see :mod:`hn_plugins.fusion`).
+
+    Args:
+        scorer: ``score(query, documents)`` object or callable (the reranker alone).
+        fusion: the :class:`~hn_plugins.fusion.ScoreFusion` to apply.
+        first_stage_scores: ``{query text: {document text: first-stage score}}`` of the candidates.
+
+    Example:
+        >>> from hn_plugins.fusion import ScoreFusion
+        >>> alone = lambda query, docs: [1.0, 0.0]
+        >>> fused = FusedScorer(alone, ScoreFusion(0.2, "minmax"), {"q": {"a": 0.0, "b": 9.0}})
+        >>> [round(float(x), 2) for x in fused.score("q", ["a", "b"])]
+        [0.2, 0.8]
+    """
+
+    def __init__(
+        self, scorer: Any, fusion: Any, first_stage_scores: Mapping[str, Mapping[str, float]]
+    ) -> None:
+        self.scorer, self.fusion, self.first_stage_scores = scorer, fusion, first_stage_scores
+
+    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        alone = self.scorer.score if hasattr(self.scorer, "score") else self.scorer
+        values = np.asarray(alone(query, documents), dtype=np.float64)
+        if len(documents) < 2:
+            return values.astype(np.float32)
+        first = self.first_stage_scores[query]
+        return self.fusion(values, [first[d] for d in documents]).astype(np.float32)
+
+
+def first_stage_scores_by_text(
+    dataset: RetrievalDataset, run: Mapping[str, Sequence[tuple[str, float]]]
+) -> dict[str, dict[str, float]]:
+    """``{query text: {document text: score}}`` of a first-stage run, for :class:`FusedScorer`."""
+    out: dict[str, dict[str, float]] = {}
+    for qid, ranked in run.items():
+        scores = out.setdefault(dataset.queries[qid], {})
+        for doc_id, value in ranked:
+            scores.setdefault(dataset.document_text(doc_id), float(value))
+    return out
 
 
 def first_stage_run(
@@ -420,7 +470,7 @@ def run_benchmark(
     variance: float = 0.95,
     num_negatives: int = 1,
     candidates: int = 100,
-    epochs: int = 1,
+    epochs: int = 4,
     lr: float = 2e-5,
     batch_size: int = 16,
     margin: float | None = None,
@@ -435,6 +485,7 @@ def run_benchmark(
     keep_models: bool = False,
     n_resamples: int = 10000,
     cache_dir: str | os.PathLike[str] | None = None,
+    fusion: bool = True,
 ) -> dict[str, Any]:
     """Mine with each strategy, fine-tune one reranker per strategy and seed, evaluate all on the test split.
 
@@ -468,6 +519,10 @@ def run_benchmark(
         keep_models: keep every fine-tuned model under ``out_dir/models`` (default: deleted after evaluation).
         n_resamples: permutations of the paired significance tests.
         cache_dir: embedding cache of the mining ensemble (default ``out_dir/cache``).
+        fusion: every fine-tuned model also gets the weight that fuses its scores with BM25's, chosen on its
+            validation queries (:mod:`hn_plugins.fusion`); ``zero-shot`` gets one chosen on all train queries.
+            ``default`` (the configuration we ship) is then reported fused, and a control table reports every
+            other row fused too (``<row>+fusion``) and ``default-no-fusion``. ``False``: rerankers alone.
 
     Returns:
         The report dict that was written to ``out_dir/report.json``: ``config``, ``metrics``,
@@ -591,7 +646,15 @@ def run_benchmark(
             _Row("paper@single-model", "trained", mine=lambda seed: miners.mine("paper", single, variance))
         )
     for f in ablation_train_size:
-        rows.append(_Row(f"default@train{f:g}", "trained", mine=default_mine, train_fraction=f))
+        rows.append(
+            _Row(
+                f"default@train{f:g}",
+                "trained",
+                mine=default_mine,
+                loss=DEFAULT_STRATEGY["loss"],
+                train_fraction=f,
+            )
+        )
 
     # 4. evaluate each row for each seed
     per_seed_rows: dict[str, list[dict[str, float]]] = {}
@@ -616,21 +679,63 @@ def run_benchmark(
             return load_reranker(path, batch_size=64)
         return CrossEncoderReranker(model_path, batch_size=64, max_length=max_length)
 
+    fs_scores = first_stage_scores_by_text(test, fs_run) if fusion else {}
+    controls: list[str] = []  # rows of the fusion control table, in order
+
+    def names_for(row: _Row) -> tuple[str, str | None]:
+        """(name of the reranker-alone result, name of the fused result); ``default*`` ships fused."""
+        if not fusion or row.kind == "none":
+            return row.name, None
+        if row.name.startswith("default"):
+            return f"{row.name}-no-fusion", row.name
+        return row.name, f"{row.name}+fusion"
+
+    def record(name: str, source: str, report: RerankReport, seed: int, scorer: Any = None) -> None:
+        if name not in details:
+            details[name] = {"per_seed": [], "short_long": [], "speed": [], "source": source}
+        info = details[name]
+        name_in_report = next(iter(report.rows))
+        per_seed_rows.setdefault(name, []).append(report.rows[name_in_report])
+        per_query.setdefault(name, []).append(
+            {q: v["mrr@10"] for q, v in report.per_query[name_in_report].items()}
+        )
+        info["per_seed"].append({"seed": seed, "metrics": report.rows[name_in_report]})
+        info["short_long"].append(
+            {g: i["rows"].get(name_in_report, {}) for g, i in report.short_long["groups"].items()}
+        )
+        if scorer is not None:
+            info["speed"].append(_speed(report, name_in_report, scorer))
+        logger.info(
+            "%s seed %d: %s", name, seed, {k: round(v, 4) for k, v in report.rows[name_in_report].items()}
+        )
+
     for row in rows:
+        alone_name, fused_name = names_for(row)
         for seed in seed_list:
             t_row = time.perf_counter()
+            fused_report: RerankReport | None = None
+            scorer: Any = None
             try:
                 if row.kind == "none":
                     report = zero_shot_cache.get("none") or evaluate("none", None)
                     zero_shot_cache["none"] = report
+                    details[row.name]["short_long_info"] = {
+                        "threshold": report.short_long["threshold"],
+                        "length_unit": report.short_long["length_unit"],
+                        "n_queries": {g: i["n_queries"] for g, i in report.short_long["groups"].items()},
+                    }
                 elif row.kind == "zero-shot":
                     if "zero-shot" not in zero_shot_cache:
                         scorer = scorer_for(base_model)
-                        zero_shot_cache["zero-shot"] = (evaluate("zero-shot", scorer), scorer)
-                    report, scorer = zero_shot_cache["zero-shot"]
-                    details[row.name]["speed"].append(_speed(report, "zero-shot", scorer))
+                        zero_fused = None
+                        if fusion:
+                            choice = _zero_shot_fusion(train, base_model, kind, max_length, validation_top_k)
+                            details[row.name]["fusion"] = choice.to_dict()
+                            zero_fused = evaluate(fused_name, FusedScorer(scorer, choice, fs_scores))
+                        zero_shot_cache["zero-shot"] = (evaluate("zero-shot", scorer), scorer, zero_fused)
+                    report, scorer, fused_report = zero_shot_cache["zero-shot"]
                 else:
-                    report = _train_and_evaluate(
+                    report, fused_report, scorer = _train_and_evaluate(
                         row,
                         seed,
                         train,
@@ -638,6 +743,8 @@ def run_benchmark(
                         details[row.name],
                         evaluate,
                         scorer_for,
+                        fs_scores if fusion else None,
+                        fused_name,
                         kind=kind,
                         base_model=base_model,
                         epochs=epochs,
@@ -652,32 +759,17 @@ def run_benchmark(
                 logger.warning("%s (seed %d) failed: %s", row.name, seed, exc)
                 failed[row.name] = f"seed {seed}: {exc}"
                 break
-            name_in_report = next(iter(report.rows))
-            per_seed_rows.setdefault(row.name, []).append(report.rows[name_in_report])
-            per_query.setdefault(row.name, []).append(
-                {q: v["mrr@10"] for q, v in report.per_query[name_in_report].items()}
-            )
-            details[row.name]["per_seed"].append({"seed": seed, "metrics": report.rows[name_in_report]})
-            details[row.name]["short_long"].append(
-                {g: info["rows"].get(name_in_report, {}) for g, info in report.short_long["groups"].items()}
-            )
-            if row.kind == "none":
-                details[row.name]["short_long_info"] = {
-                    "threshold": report.short_long["threshold"],
-                    "length_unit": report.short_long["length_unit"],
-                    "n_queries": {g: i["n_queries"] for g, i in report.short_long["groups"].items()},
-                }
+            record(alone_name, row.name, report, seed, scorer)
+            if fused_name is not None and fused_report is not None:
+                record(fused_name, row.name, fused_report, seed, scorer)
             timings[f"{row.name}/seed{seed}_s"] = round(time.perf_counter() - t_row, 1)
-            logger.info(
-                "%s seed %d: %s (%.0fs)",
-                row.name,
-                seed,
-                {k: round(v, 4) for k, v in report.rows[name_in_report].items()},
-                time.perf_counter() - t_row,
-            )
+            del scorer
+        if fused_name is not None and fused_name in per_seed_rows:
+            controls.append(alone_name if fused_name == row.name else fused_name)
         gc.collect()
 
     done = [r.name for r in rows if r.name in per_seed_rows and r.name not in failed]
+    done += [c for c in controls if c in per_seed_rows and details[c]["source"] not in failed]
     for name in list(per_seed_rows):
         if name in failed:
             per_seed_rows.pop(name)
@@ -686,41 +778,21 @@ def run_benchmark(
         raise EvaluationError(f"Every strategy failed: {failed}")
 
     # 5. aggregate, significance, report
-    aggregated = aggregate_seed_rows([{n: per_seed_rows[n][i] for n in done} for i in range(len(seed_list))])
-    mean_per_query = {
-        name: {q: float(np.mean([s[q] for s in per_query[name]])) for q in per_query[name][0]}
-        for name in done
-    }
-    significance: dict[str, dict[str, dict[str, float]]] = {}
-    for anchor in ("default", "paper"):
-        if anchor not in mean_per_query:
-            continue
-        qids = list(mean_per_query[anchor])
-        significance[anchor] = {}
-        for other in done:
-            if other == anchor:
-                continue
-            a = [mean_per_query[anchor][q] for q in qids]
-            b = [mean_per_query[other][q] for q in qids]
-            significance[anchor][other] = {
-                "delta": float(np.mean(a) - np.mean(b)),
-                "p_value": paired_permutation_test(a, b, n_resamples=n_resamples, seed=0),
-            }
     strategies_out: dict[str, Any] = {}
     for name in done:
         info = details[name]
-        short_long = {
-            g: _mean_dicts([s[g] for s in info["short_long"] if s.get(g)]) for g in ("short", "long")
-        }
+        source = details.get(info.get("source", name), info)
         strategies_out[name] = {
-            "metrics": aggregated[name],
             "per_seed": info["per_seed"],
-            "mining": info["mining"],
-            "training": info["training"],
-            "short_long": short_long,
+            "mining": source.get("mining"),
+            "training": source.get("training", []),
+            "short_long": {
+                g: _mean_dicts([s[g] for s in info["short_long"] if s.get(g)]) for g in ("short", "long")
+            },
             "speed": info["speed"],
         }
-    plots = _plots(out, aggregated, miners, data_name)
+        if source.get("fusion"):
+            strategies_out[name]["fusion"] = source["fusion"]
     config = {
         "dataset": data_name,
         "train": repr(train),
@@ -747,31 +819,264 @@ def run_benchmark(
         "ablation_variance": list(ablation_variance),
         "ablation_single_model": ablation_single_model,
         "ablation_train_size": list(ablation_train_size),
+        "fusion": fusion,
+        "control_rows": [c for c in controls if c in done],
     }
+    picture = _pca_picture(out / "pca_neighbourhood.png", miners, data_name)
     timings["total_s"] = round(time.perf_counter() - started, 1)
+    report_dict = _assemble_report(
+        out,
+        config,
+        list(metrics),
+        done,
+        {n: per_query[n] for n in done},
+        strategies_out,
+        details.get("none", {}).get("short_long_info"),
+        failed,
+        timings,
+        n_resamples,
+        [picture] if picture is not None else [],
+    )
+    logger.info("benchmark of %s written to %s (%.0fs)", data_name, out, timings["total_s"])
+    return report_dict
+
+
+def _assemble_report(
+    out: Path,
+    config: dict[str, Any],
+    metrics: list[str],
+    done: Sequence[str],
+    per_query: Mapping[str, Sequence[Mapping[str, float]]],
+    strategies_out: dict[str, Any],
+    short_long_info: Any,
+    failed: Mapping[str, str],
+    timings: Mapping[str, float],
+    n_resamples: int,
+    extra_plots: Sequence[Path] = (),
+) -> dict[str, Any]:
+    """Aggregate over seeds, test significance, check the quality bar, plot, write report.json and report.md."""
+    n_seeds = len(config["seeds"])
+    per_seed_rows = {n: [ps["metrics"] for ps in strategies_out[n]["per_seed"]] for n in done}
+    aggregated = aggregate_seed_rows([{n: per_seed_rows[n][i] for n in done} for i in range(n_seeds)])
+    for name in done:
+        strategies_out[name]["metrics"] = aggregated[name]
+    mean_per_query = {
+        name: {q: float(np.mean([s[q] for s in per_query[name]])) for q in per_query[name][0]}
+        for name in done
+    }
+    significance: dict[str, dict[str, dict[str, float]]] = {}
+    for anchor in ("default", "paper"):
+        if anchor not in mean_per_query:
+            continue
+        qids = list(mean_per_query[anchor])
+        significance[anchor] = {}
+        for other in done:
+            if other == anchor:
+                continue
+            a = [mean_per_query[anchor][q] for q in qids]
+            b = [mean_per_query[other][q] for q in qids]
+            significance[anchor][other] = {
+                "delta": float(np.mean(a) - np.mean(b)),
+                "p_value": paired_permutation_test(a, b, n_resamples=n_resamples, seed=0),
+            }
+    controls = [c for c in config.get("control_rows", []) if c in done]
+    main_rows = [n for n in done if n not in controls]
+    plots = _plots(out, {n: aggregated[n] for n in main_rows}, config["dataset"]) + list(extra_plots)
     report_dict: dict[str, Any] = {
-        "dataset": data_name,
+        "dataset": config["dataset"],
         "config": config,
-        "metrics": list(metrics),
+        "metrics": metrics,
         "default_strategy": DEFAULT_STRATEGY,
         "rows": {
             n: {m: {"mean": v["mean"], "std": v["std"]} for m, v in aggregated[n].items()} for n in done
         },
+        "quality_bar": quality_bar(aggregated, controls),
         "strategies": strategies_out,
         "significance": significance,
         "short_long": {
-            "info": details.get("none", {}).get("short_long_info"),
+            "info": short_long_info,
             "rows": {n: strategies_out[n]["short_long"] for n in done},
         },
-        "per_query": {"metric": "mrr@10", "values": mean_per_query},
-        "failed": failed,
+        "per_query": {
+            "metric": "mrr@10",
+            "values": mean_per_query,
+            "per_seed": {n: [dict(v) for v in per_query[n]] for n in done},
+        },
+        "failed": dict(failed),
         "plots": [p.name for p in plots],
-        "timings_s": timings,
+        "timings_s": dict(timings),
     }
     write_report_json(report_dict, out / "report.json")
     (out / "report.md").write_text(format_benchmark_markdown(report_dict), encoding="utf-8")
-    logger.info("benchmark of %s written to %s (%.0fs)", data_name, out, timings["total_s"])
     return report_dict
+
+
+def merge_benchmark_reports(
+    reports: Sequence[str | os.PathLike[str] | Mapping[str, Any]],
+    out_dir: str | os.PathLike[str],
+    n_resamples: int = 10000,
+) -> dict[str, Any]:
+    """Merge reports of the same benchmark run on different seeds (e.g. one process or machine per seed).
+
+    Every report must come from :func:`run_benchmark` with the same dataset and settings and disjoint seeds; the
+    result is the report a single run over all those seeds writes (rows, significance, quality bar, plots), in
+    ``out_dir``. The PCA picture of the first report's folder is copied over when there is one.
+
+    Args:
+        reports: ``report.json`` paths or loaded reports.
+        out_dir: where the merged ``report.json``, ``report.md`` and plots go.
+        n_resamples: permutations of the paired significance tests.
+
+    Raises:
+        EvaluationError: no report, different datasets or settings, or overlapping seeds.
+
+    Example:
+        >>> merged = merge_benchmark_reports(["b/seed0/report.json", "b/seed1/report.json"], "b")  # doctest: +SKIP
+        >>> merged["config"]["seeds"]  # doctest: +SKIP
+        [0, 1]
+    """
+    loaded: list[dict[str, Any]] = []
+    folders: list[Path | None] = []
+    for r in reports:
+        if isinstance(r, Mapping):
+            loaded.append(dict(r))
+            folders.append(None)
+        else:
+            path = Path(r)
+            loaded.append(json.loads(path.read_text(encoding="utf-8")))
+            folders.append(path.parent)
+    if not loaded:
+        raise EvaluationError("merge_benchmark_reports() needs at least one report.")
+    first = loaded[0]
+    ignore = {"seeds", "train", "test"}
+    reference = {k: v for k, v in first["config"].items() if k not in ignore}
+    seeds: list[int] = []
+    for r in loaded:
+        if "per_seed" not in (r.get("per_query") or {}):
+            raise EvaluationError(
+                f"Report of {r.get('dataset')} has no per-seed per-query values; rerun it with this version."
+            )
+        other = {k: v for k, v in r["config"].items() if k not in ignore}
+        if other != reference:
+            diff = sorted(k for k in set(other) | set(reference) if other.get(k) != reference.get(k))
+            raise EvaluationError(
+                f"Reports differ in settings {diff}; merge only runs of the same benchmark."
+            )
+        overlap = set(seeds) & set(r["config"]["seeds"])
+        if overlap:
+            raise EvaluationError(f"Seeds {sorted(overlap)} appear in more than one report.")
+        seeds += list(r["config"]["seeds"])
+    done = [n for n in first["rows"] if all(n in r["rows"] for r in loaded)]
+    weights = [len(r["config"]["seeds"]) for r in loaded]
+    strategies_out: dict[str, Any] = {}
+    per_query: dict[str, list[dict[str, float]]] = {}
+    for name in done:
+        parts = [r["strategies"][name] for r in loaded]
+        strategies_out[name] = {
+            "per_seed": [ps for p in parts for ps in p["per_seed"]],
+            "mining": parts[0].get("mining"),
+            "training": [t for p in parts for t in p.get("training") or []],
+            "short_long": {
+                g: _weighted_mean_dicts([p["short_long"].get(g) or {} for p in parts], weights)
+                for g in ("short", "long")
+            },
+            "speed": [x for p in parts for x in p.get("speed") or []],
+        }
+        if parts[0].get("fusion"):
+            strategies_out[name]["fusion"] = parts[0]["fusion"]
+        per_query[name] = [v for r in loaded for v in r["per_query"]["per_seed"][name]]
+    config = {**first["config"], "seeds": seeds}
+    failed: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    for r in loaded:
+        failed.update(r.get("failed") or {})
+        for k, v in (r.get("timings_s") or {}).items():
+            timings[f"seeds{'-'.join(map(str, r['config']['seeds']))}/{k}"] = v
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    extra: list[Path] = []
+    for folder in folders:
+        picture = folder / "pca_neighbourhood.png" if folder is not None else None
+        if picture is not None and picture.is_file():
+            target = out / picture.name
+            if picture.resolve() != target.resolve():
+                shutil.copyfile(picture, target)
+            extra.append(target)
+            break
+    info = (first.get("short_long") or {}).get("info")
+    return _assemble_report(
+        out,
+        config,
+        list(first["metrics"]),
+        done,
+        per_query,
+        strategies_out,
+        info,
+        failed,
+        timings,
+        n_resamples,
+        extra,
+    )
+
+
+def _weighted_mean_dicts(values: Sequence[Mapping[str, float]], weights: Sequence[int]) -> dict[str, float]:
+    pairs = [(v, w) for v, w in zip(values, weights, strict=True) if v]
+    if not pairs:
+        return {}
+    total = sum(w for _, w in pairs)
+    return {k: float(sum(v[k] * w for v, w in pairs) / total) for k in pairs[0][0]}
+
+
+def quality_bar(
+    rows: Mapping[str, Mapping[str, Mapping[str, float]]],
+    controls: Sequence[str] = (),
+    metric: str = "mrr@10",
+    over_start: float = 0.10,
+    over_others: float = 0.03,
+) -> dict[str, Any] | None:
+    """How ``default`` compares with the bar of issue 3: ``metric`` at least ``over_start`` above the better of
+    ``none`` and ``zero-shot``, and at least ``over_others`` above the best other strategy.
+
+    ``controls`` (the fused rows and ``default-no-fusion``) are reported beside: the best fused control other than
+    ``default-no-fusion`` says how much of ``default``'s lead comes from its negatives and training rather than
+    from fusion alone.
+
+    Example:
+        >>> rows = {"none": {"mrr@10": {"mean": 0.5}}, "zero-shot": {"mrr@10": {"mean": 0.6}},
+        ...         "paper": {"mrr@10": {"mean": 0.62}}, "default": {"mrr@10": {"mean": 0.7}}}
+        >>> bar = quality_bar(rows)
+        >>> round(bar["lift_over_start"], 3), bar["best_other"], bar["met"]
+        (0.167, 'paper', True)
+    """
+    if "default" not in rows:
+        return None
+    value = {n: float(r[metric]["mean"]) for n, r in rows.items() if metric in r}
+    start = max((n for n in ("none", "zero-shot") if n in value), key=lambda n: value[n], default=None)
+    others = [n for n in value if n not in {"none", "zero-shot", "default"} and n not in controls]
+    best_other = max(others, key=lambda n: value[n], default=None)
+    fused = [c for c in controls if c != "default-no-fusion" and c in value]
+    best_control = max(fused, key=lambda n: value[n], default=None)
+
+    def lift(name: str | None) -> float | None:
+        return value["default"] / value[name] - 1.0 if name is not None and value[name] > 0 else None
+
+    out: dict[str, Any] = {
+        "metric": metric,
+        "default": value["default"],
+        "start": start,
+        "lift_over_start": lift(start),
+        "best_other": best_other,
+        "lift_over_best_other": lift(best_other),
+        "best_fused_control": best_control,
+        "lift_over_best_fused_control": lift(best_control),
+        "targets": {"over_start": over_start, "over_others": over_others},
+    }
+    out["met"] = bool(
+        out["lift_over_start"] is not None
+        and out["lift_over_start"] >= over_start
+        and (out["lift_over_best_other"] is None or out["lift_over_best_other"] >= over_others)
+    )
+    return out
 
 
 def _mean_dicts(values: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -805,8 +1110,11 @@ def _train_and_evaluate(
     info: dict[str, Any],
     evaluate: Any,
     scorer_for: Any,
+    fs_scores: Mapping[str, Mapping[str, float]] | None,
+    fused_name: str | None,
     **settings: Any,
-) -> RerankReport:
+) -> tuple[RerankReport, RerankReport | None, Any]:
+    """Mine, fine-tune, evaluate the reranker alone and (with ``fs_scores``) fused with the first stage."""
     from hn_plugins.training.trainer import fine_tune_reranker
 
     result = row.mine(seed)
@@ -836,6 +1144,7 @@ def _train_and_evaluate(
         kind=settings["kind"],
         loss=row.loss,
         margin=settings["margin"],
+        num_negatives=settings.get("num_negatives"),
         epochs=settings["epochs"],
         lr=settings["lr"],
         batch_size=settings["batch_size"],
@@ -844,6 +1153,7 @@ def _train_and_evaluate(
         output_dir=model_dir,
         max_length=settings["max_length"],
         device="cpu" if not _has_cuda() else None,
+        choose_fusion=fs_scores is not None,
     )
     m = trained.metrics
     info["training"].append(
@@ -857,15 +1167,36 @@ def _train_and_evaluate(
             "validation_mrr@10_start": m.get("validation_mrr@10_start"),
             "validation_mrr@10_selected": m.get("validation_mrr@10_selected"),
             "validation_curve": trained.history,
+            "fusion": trained.fusion.to_dict() if trained.fusion is not None else None,
         }
     )
     scorer = scorer_for(trained.path)
     report = evaluate(row.name, scorer)
-    info["speed"].append(_speed(report, row.name, scorer))
-    del scorer
+    fused = None
+    if fs_scores is not None and trained.fusion is not None and fused_name is not None:
+        fused = evaluate(fused_name, FusedScorer(scorer, trained.fusion, fs_scores))
     if not settings["keep_models"]:
         shutil.rmtree(model_dir, ignore_errors=True)
-    return report
+    return report, fused, scorer
+
+
+def _zero_shot_fusion(
+    train: RetrievalDataset, base_model: str, kind: str, max_length: int | None, top_k: int
+) -> Any:
+    """The fusion weight of the untrained starting model, chosen on every judged *train* query (BM25 top-k)."""
+    from hn_plugins.training.evaluator import RerankingMRREvaluator
+
+    evaluator = RerankingMRREvaluator(train, top_k=top_k, name="zero-shot-fusion", write_csv=False)
+    if kind == "bi":
+        model: Any = _load_bi_encoder(base_model, max_length)
+    else:
+        from hn_plugins.reranker import CrossEncoderReranker
+
+        model = CrossEncoderReranker(base_model, max_length=max_length).model
+    choice = evaluator.choose_fusion(model)
+    if choice is None:  # pragma: no cover - BM25 candidates always carry scores
+        raise EvaluationError("No first-stage scores to choose a fusion weight with.")
+    return choice
 
 
 def _has_cuda() -> bool:
@@ -877,14 +1208,11 @@ def _has_cuda() -> bool:
         return False
 
 
-def _plots(out: Path, aggregated: Mapping[str, Any], miners: _Miners, title: str) -> list[Path]:
+def _plots(out: Path, aggregated: Mapping[str, Any], title: str) -> list[Path]:
     paths = []
     for metric in ("mrr@10", "mrr@3"):
         name = metric.replace("@", "_at_")
         paths.append(plot_metric_bars(aggregated, metric, out / f"{name}.png", title=f"{title}: {metric}"))
-    picture = _pca_picture(out / "pca_neighbourhood.png", miners, title)
-    if picture is not None:
-        paths.append(picture)
     return paths
 
 
@@ -938,13 +1266,50 @@ def format_benchmark_markdown(report: Mapping[str, Any], digits: int = 3) -> str
             f"{cfg.get('test_queries')} queries; ensemble {cfg.get('models')} + PCA {cfg.get('variance')}.",
             "",
         ]
+    controls = set(cfg.get("control_rows") or [])
+    main = {n: v for n, v in report["rows"].items() if n not in controls}
     parts += [
-        "Mean ± std over seeds.",
+        "Mean ± std over seeds. Each strategy's row is its fine-tuned reranker alone (the paper's setting);"
+        + (
+            " `default` is the configuration we ship: its reranker fused with BM25 by the weight chosen on its"
+            " validation queries."
+            if controls
+            else ""
+        ),
         "",
-        format_markdown_table(report["rows"], metrics, digits, "strategy"),
+        format_markdown_table(main, metrics, digits, "strategy"),
         "",
     ]
-    strategies = report.get("strategies") or {}
+    if controls:
+        parts += [
+            "### Fusion control: every row fused with BM25 (weight chosen on validation, never on test)",
+            "",
+            format_markdown_table(
+                {n: v for n, v in report["rows"].items() if n in controls}, metrics, digits, "row"
+            ),
+            "",
+        ]
+    bar = report.get("quality_bar")
+    if bar:
+
+        def pct(x: float | None) -> str:
+            return "–" if x is None else f"{100 * x:+.1f}%"
+
+        parts += [
+            "### Quality bar (`default`, MRR@10)",
+            "",
+            f"- vs the better of none / zero-shot (`{bar['start']}`): {pct(bar['lift_over_start'])} "
+            f"(target +{100 * bar['targets']['over_start']:.0f}%)",
+            f"- vs the best other strategy (`{bar['best_other']}`): {pct(bar['lift_over_best_other'])} "
+            f"(target +{100 * bar['targets']['over_others']:.0f}%)",
+        ]
+        if bar.get("best_fused_control"):
+            parts.append(
+                f"- vs the best fused control (`{bar['best_fused_control']}`): "
+                f"{pct(bar['lift_over_best_fused_control'])}"
+            )
+        parts += [f"- met: **{'yes' if bar['met'] else 'no'}**", ""]
+    strategies = {n: v for n, v in (report.get("strategies") or {}).items() if n not in controls}
     mining = {
         n: s["mining"]
         for n, s in strategies.items()
@@ -973,16 +1338,19 @@ def format_benchmark_markdown(report: Mapping[str, Any], digits: int = 3) -> str
         parts += [
             "## Training (validation = held-out train queries)",
             "",
-            "| strategy | seed | rows | steps | seconds | val MRR@10 start | val MRR@10 kept | kept |",
-            "|---|---|---|---|---|---|---|---|",
+            "| strategy | seed | rows | steps | seconds | val MRR@10 start | val MRR@10 kept | kept | fusion weight |"
+            " val MRR@10 fused |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for n, runs in training.items():
             for t in runs:
                 start, kept = t.get("validation_mrr@10_start"), t.get("validation_mrr@10_selected")
+                fusion = t.get("fusion") or {}
+                fused = (fusion.get("validation") or {}).get("mrr@10_fused")
                 parts.append(
                     f"| {n} | {t['seed']} | {t.get('train_rows')} | {t.get('steps')} | {t.get('train_seconds')} | "
                     f"{'–' if start is None else f'{start:.3f}'} | {'–' if kept is None else f'{kept:.3f}'} | "
-                    f"{t.get('selected')} |"
+                    f"{t.get('selected')} | {fusion.get('weight', '–')} | {'–' if fused is None else f'{fused:.3f}'} |"
                 )
         parts.append("")
     for anchor, rows in (report.get("significance") or {}).items():

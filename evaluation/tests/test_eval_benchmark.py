@@ -14,6 +14,8 @@ from hn_evaluation.benchmark import (
     EmbeddedBiEncoderScorer,
     benchmark_metrics,
     combine_default_negatives,
+    merge_benchmark_reports,
+    quality_bar,
     run_benchmark,
 )
 from hn_evaluation.metrics import EvaluationError
@@ -112,6 +114,76 @@ def test_bad_input(eval_data_dir, tmp_path):
     with pytest.raises(EvaluationError, match="judgments"):
         run_benchmark((train, unjudged), ["none"], 1, tmp_path)
     assert ALL_STRATEGIES[0] == "none" and ALL_STRATEGIES[-1] == "default"
+
+
+def test_zero_shot_fusion_rows_and_merge(eval_data_dir, tmp_path):
+    """zero-shot+fusion equals a by-hand fusion of the two runs; per-seed reports merge into the joint report."""
+    from hn_plugins.data import load_beir
+    from hn_plugins.fusion import ScoreFusion
+
+    kwargs = dict(top_k=20, validation_top_k=20, max_test_queries=7, max_length=128)
+    joint = run_benchmark(
+        eval_data_dir / "medline", ["none", "zero-shot"], [0, 1], tmp_path / "joint", **kwargs
+    )
+    assert list(joint["rows"]) == ["none", "zero-shot", "zero-shot+fusion"]
+    assert joint["config"]["control_rows"] == ["zero-shot+fusion"]
+    fusion = ScoreFusion.from_dict(joint["strategies"]["zero-shot"]["fusion"])
+    assert fusion is not None and 0.0 <= fusion.weight <= 1.0
+
+    # by hand: fuse the none (BM25) and zero-shot rankings' scores with the chosen weight
+    test = load_beir(eval_data_dir / "medline", split="test", empty_documents="drop")
+    from hn_evaluation.benchmark import first_stage_run
+    from hn_evaluation.metrics import mrr_at_k
+    from hn_plugins.models import load_sentence_transformer
+
+    model = load_sentence_transformer("all-MiniLM-L6-v2")
+    model.max_seq_length = 128
+    run = first_stage_run(test.subset(list(joint["per_query"]["values"]["none"])), "bm25", 20)
+    expected = {}
+    for qid, ranked in run.items():
+        ids = [d for d, _ in ranked]
+        q = model.encode([test.queries[qid]], normalize_embeddings=True)[0]
+        d = model.encode([test.document_text(i) for i in ids], normalize_embeddings=True)
+        fused = fusion(d @ q, [s for _, s in ranked])
+        order = [ids[i] for i in np.argsort(-fused, kind="stable")]
+        expected[qid] = mrr_at_k(order, test.qrels[qid], 10)
+    got = joint["per_query"]["values"]["zero-shot+fusion"]
+    assert got.keys() == expected.keys()
+    for qid in got:
+        assert got[qid] == pytest.approx(expected[qid], abs=1e-6)
+
+    a = run_benchmark(eval_data_dir / "medline", ["none", "zero-shot"], [0], tmp_path / "s0", **kwargs)
+    b = run_benchmark(eval_data_dir / "medline", ["none", "zero-shot"], [1], tmp_path / "s1", **kwargs)
+    merged = merge_benchmark_reports([tmp_path / "s0" / "report.json", b], tmp_path / "merged")
+    assert merged["config"]["seeds"] == [0, 1]
+    assert merged["rows"] == joint["rows"]
+    assert merged["per_query"]["values"] == joint["per_query"]["values"]
+    assert (tmp_path / "merged" / "report.md").is_file() and (tmp_path / "merged" / "mrr_at_10.png").is_file()
+    with pytest.raises(EvaluationError, match="more than one report"):
+        merge_benchmark_reports([a, a], tmp_path / "bad")
+    c = run_benchmark(eval_data_dir / "medline", ["none"], [2], tmp_path / "s2", **{**kwargs, "top_k": 10})
+    with pytest.raises(EvaluationError, match="differ in settings"):
+        merge_benchmark_reports([a, c], tmp_path / "bad")
+
+
+def test_quality_bar():
+    rows = {
+        "none": {"mrr@10": {"mean": 0.60}},
+        "zero-shot": {"mrr@10": {"mean": 0.50}},
+        "paper": {"mrr@10": {"mean": 0.64}},
+        "paper+fusion": {"mrr@10": {"mean": 0.70}},
+        "default-no-fusion": {"mrr@10": {"mean": 0.65}},
+        "default": {"mrr@10": {"mean": 0.67}},
+    }
+    bar = quality_bar(rows, ["paper+fusion", "default-no-fusion"])
+    assert bar["start"] == "none" and bar["lift_over_start"] == pytest.approx(0.67 / 0.60 - 1)
+    assert bar["best_other"] == "paper" and bar["lift_over_best_other"] == pytest.approx(0.67 / 0.64 - 1)
+    assert bar["best_fused_control"] == "paper+fusion"
+    assert bar["lift_over_best_fused_control"] == pytest.approx(0.67 / 0.70 - 1)
+    assert bar["met"] is True  # +11.7% over none, +4.7% over paper
+    rows["default"] = {"mrr@10": {"mean": 0.65}}
+    assert quality_bar(rows, ["paper+fusion"])["met"] is False
+    assert quality_bar({"none": {"mrr@10": {"mean": 0.5}}}) is None
 
 
 @pytest.mark.slow

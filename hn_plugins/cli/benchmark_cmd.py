@@ -58,8 +58,15 @@ def run(args: argparse.Namespace) -> int:
         ablation_train_size=_floats(args.ablation_train_size),
         keep_models=args.keep_models,
         cache_dir=args.cache,
+        fusion=not args.no_fusion,
     )
     sys.stdout.write(format_markdown_table(report["rows"], report["metrics"], 3, "strategy") + "\n")
+    bar = report.get("quality_bar")
+    if bar:
+        sys.stdout.write(
+            f"default vs {bar['start']}: {100 * (bar['lift_over_start'] or 0):+.1f}% MRR@10; vs best other "
+            f"({bar['best_other']}): {100 * (bar['lift_over_best_other'] or 0):+.1f}%; bar met: {bar['met']}\n"
+        )
     if report["failed"]:
         sys.stdout.write(f"failed: {report['failed']}\n")
     sys.stdout.write(f"report -> {args.out / 'report.json'}, {args.out / 'report.md'}\n")
@@ -96,7 +103,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--variance", type=float, default=0.95, help="PCA variance (default: 0.95)")
     parser.add_argument("--num-negatives", type=int, default=1, help="mined negatives per pair (default: 1)")
     parser.add_argument("--candidates", type=int, default=100, help="FAISS depth of dense selectors")
-    parser.add_argument("--epochs", type=int, default=1, help="training epochs (default: 1)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=4,
+        help="maximum training epochs, early stopping on validation (default: 4)",
+    )
     parser.add_argument("--lr", type=float, default=2e-5, help="learning rate (default: 2e-5)")
     parser.add_argument("--train-batch-size", type=int, default=16, help="training batch size (default: 16)")
     parser.add_argument("--margin", type=float, default=None, help="triplet margin (default: the trainer's)")
@@ -131,4 +143,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--keep-models", action="store_true", help="keep every fine-tuned model in OUT/models"
     )
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache (default: OUT/cache)")
+    parser.add_argument(
+        "--no-fusion",
+        action="store_true",
+        help="report rerankers alone: no BM25 fusion for default and no fused control rows",
+    )
     parser.set_defaults(func=run)

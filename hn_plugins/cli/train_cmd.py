@@ -55,6 +55,13 @@ def run(args: argparse.Namespace) -> int:
         f"kept: {result.metrics['selected']} (step {result.metrics['selected_step']}); "
         f"model -> {result.path}\n"
     )
+    if result.fusion is not None and result.fusion.validation:
+        v = result.fusion.validation
+        sys.stdout.write(
+            f"fusion with BM25: weight {result.fusion.weight:.1f} on the reranker (validation MRR@10 "
+            f"{v['mrr@10_fused']:.4f} fused, {v['mrr@10_reranker']:.4f} reranker alone, "
+            f"{v['mrr@10_first_stage']:.4f} BM25 alone); rerankers loaded from the folder apply it\n"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
@@ -64,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                     "kind": result.kind,
                     "history": result.history,
                     "metrics": result.metrics,
+                    "fusion": result.fusion.to_dict() if result.fusion is not None else None,
                 },
                 indent=2,
             ),

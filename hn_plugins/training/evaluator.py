@@ -12,17 +12,24 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hn_plugins.data import DatasetError, RetrievalDataset
+from hn_plugins.fusion import Normalization, ScoreFusion, choose_fusion_weight
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RerankingMRREvaluator", "bm25_candidates", "mrr_at_k", "score_documents"]
+__all__ = [
+    "RerankingMRREvaluator",
+    "bm25_candidates",
+    "bm25_scored_candidates",
+    "mrr_at_k",
+    "score_documents",
+]
 
 try:  # the evaluator protocol's base class; plain object when sentence-transformers is missing
     from sentence_transformers.base.evaluation import BaseEvaluator as _BaseEvaluator
@@ -49,7 +56,17 @@ def mrr_at_k(ranked: Sequence[str], relevant: set[str] | dict[str, int], k: int 
 def bm25_candidates(
     dataset: RetrievalDataset, query_ids: Iterable[str] | None = None, top_k: int = 100, stem: bool = True
 ) -> dict[str, list[str]]:
-    """BM25 top-``k`` document ids per query (bm25s, Lucene variant, k1=1.5, b=0.75, English stopwords).
+    """BM25 top-``k`` document ids per query; see :func:`bm25_scored_candidates` (which also gives the scores)."""
+    return {
+        q: [d for d, _ in ranked]
+        for q, ranked in bm25_scored_candidates(dataset, query_ids, top_k, stem).items()
+    }
+
+
+def bm25_scored_candidates(
+    dataset: RetrievalDataset, query_ids: Iterable[str] | None = None, top_k: int = 100, stem: bool = True
+) -> dict[str, list[tuple[str, float]]]:
+    """BM25 top-``k`` ``(document id, score)`` per query (bm25s, Lucene variant, k1=1.5, b=0.75, English stopwords).
 
     Documents are indexed as ``title + " " + text`` with the Snowball English stemmer when PyStemmer is installed,
     the setup of ``shared/data/bm25_sanity.py``.
@@ -88,8 +105,11 @@ def bm25_candidates(
         [dataset.queries[q] for q in qids], stopwords="en", stemmer=stemmer, show_progress=False
     )
     k = min(top_k, len(ids))
-    results, _ = retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
-    return {q: [ids[int(j)] for j in results[i]] for i, q in enumerate(qids)}
+    results, scores = retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+    return {
+        q: [(ids[int(j)], float(s)) for j, s in zip(results[i], scores[i], strict=True)]
+        for i, q in enumerate(qids)
+    }
 
 
 def _is_cross_encoder(model: Any) -> bool:
@@ -178,6 +198,8 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
         name: prefix of the metric names (``{name}_mrr@10``).
         batch_size: scoring batch size.
         write_csv: append one line per call to ``{name}_results.csv`` in ``output_path``.
+        first_stage_scores: ``{query_id: [score, ...]}``, aligned with ``candidates``, for
+            :meth:`choose_fusion`; kept from BM25 when ``candidates`` is ``None``.
 
     Example:
         >>> from hn_plugins.data import RetrievalDataset
@@ -199,6 +221,7 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
         name: str = "validation",
         batch_size: int = 32,
         write_csv: bool = True,
+        first_stage_scores: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         super().__init__()
         queries = dataset.judged_query_ids
@@ -207,7 +230,12 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
                 f"RerankingMRREvaluator: dataset {dataset.name!r} has no judged query to validate on."
             )
         if candidates is None:
-            candidates = bm25_candidates(dataset, queries, top_k=top_k)
+            scored = bm25_scored_candidates(dataset, queries, top_k=top_k)
+            candidates = {q: [d for d, _ in ranked] for q, ranked in scored.items()}
+            first_stage_scores = {q: [x for _, x in ranked] for q, ranked in scored.items()}
+            self.first_stage_name = "bm25"
+        else:
+            self.first_stage_name = "given"
         unknown = sorted({d for q in queries for d in candidates.get(q, []) if d not in dataset.corpus})
         if unknown:
             raise DatasetError(f"RerankingMRREvaluator: candidates name unknown document ids {unknown[:5]}.")
@@ -215,6 +243,15 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
         self.query_ids = [q for q in queries if candidates.get(q)]
         self.candidates = {q: list(candidates[q]) for q in self.query_ids}
         self.top_k = max((len(c) for c in self.candidates.values()), default=0)
+        self.first_stage_scores: dict[str, list[float]] | None = None
+        if first_stage_scores is not None:
+            bad = [q for q in self.query_ids if len(first_stage_scores.get(q, ())) != len(self.candidates[q])]
+            if bad:
+                raise DatasetError(
+                    f"RerankingMRREvaluator: first_stage_scores of {len(bad)} quer(ies) (e.g. {bad[0]!r}) do not "
+                    "match their candidates; pass one score per candidate document."
+                )
+            self.first_stage_scores = {q: [float(x) for x in first_stage_scores[q]] for q in self.query_ids}
         self.name = name
         self.batch_size = batch_size
         self.write_csv = write_csv
@@ -230,14 +267,53 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
             ),
         }
 
-    def rerank(self, model: Any) -> dict[str, list[str]]:
-        """Candidates of every query, reordered by the model's scores (stable for ties)."""
-        scores = score_documents(
+    def scores(self, model: Any) -> list[np.ndarray]:
+        """The model's score of every candidate, per query (in ``query_ids`` order)."""
+        return score_documents(
             model,
             [self.dataset.queries[q] for q in self.query_ids],
             [[self.dataset.document_text(d) for d in self.candidates[q]] for q in self.query_ids],
             batch_size=self.batch_size,
         )
+
+    def choose_fusion(self, model: Any, normalization: Normalization = "z") -> ScoreFusion | None:
+        """Choose the weight that mixes the model's scores with the first stage's best on these queries.
+
+        Returns ``None`` when the evaluator has no first-stage scores (candidates were given without them).
+        """
+        if self.first_stage_scores is None:
+            return None
+        scores = self.scores(model)
+        weight, curve = choose_fusion_weight(
+            [
+                (s, self.first_stage_scores[q], [d in self.dataset.positives(q) for d in self.candidates[q]])
+                for q, s in zip(self.query_ids, scores, strict=True)
+            ],
+            normalization=normalization,
+        )
+        logger.info(
+            "%s: fusion weight %.1f (MRR@10 %.4f fused vs %.4f reranker alone, %.4f first stage).",
+            self.name,
+            weight,
+            curve[weight],
+            curve[1.0],
+            curve[0.0],
+        )
+        return ScoreFusion(
+            weight=weight,
+            normalization=normalization,
+            first_stage=self.first_stage_name,
+            validation={
+                "queries": len(self.query_ids),
+                "mrr@10_fused": curve[weight],
+                "mrr@10_reranker": curve[1.0],
+                "mrr@10_first_stage": curve[0.0],
+            },
+        )
+
+    def rerank(self, model: Any) -> dict[str, list[str]]:
+        """Candidates of every query, reordered by the model's scores (stable for ties)."""
+        scores = self.scores(model)
         return {
             q: [self.candidates[q][i] for i in np.argsort(-s, kind="stable")]
             for q, s in zip(self.query_ids, scores, strict=True)

@@ -24,8 +24,9 @@ import numpy as np
 
 from hn_plugins import __version__
 from hn_plugins.data import DatasetError, RetrievalDataset
+from hn_plugins.fusion import ScoreFusion
 from hn_plugins.mining.result import MiningResult, TripletRecord
-from hn_plugins.training.evaluator import RerankingMRREvaluator, bm25_candidates
+from hn_plugins.training.evaluator import RerankingMRREvaluator, bm25_scored_candidates
 from hn_plugins.training.losses import LOSS_NAMES, build_loss, default_margin
 from hn_plugins.training.model_folder import (
     CURVE_FILE,
@@ -62,6 +63,7 @@ class TrainedReranker:
             first entry (step 0) is the starting model.
         metrics: best and starting validation MRR@10, the selected step, counts of rows and dropped negatives,
             training time.
+        fusion: the weight chosen on validation to mix the reranker's scores with BM25's (``None``: not chosen).
 
     Example:
         >>> t = TrainedReranker(Path("m"), "bi", [{"epoch": 0.0, "step": 0, "mrr@3": 0.5, "mrr@10": 0.55}], {})
@@ -73,6 +75,7 @@ class TrainedReranker:
     kind: Literal["cross", "bi"]
     history: list[dict[str, float]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    fusion: ScoreFusion | None = None
 
     @property
     def best_validation_mrr10(self) -> float | None:
@@ -245,6 +248,7 @@ def fine_tune_reranker(
     keep_checkpoints: bool = False,
     callbacks: Sequence[Any] | None = None,
     device: str | None = None,
+    choose_fusion: bool = True,
 ) -> TrainedReranker:
     """Fine-tune a reranker on mined negatives and keep the checkpoint with the best validation MRR@10.
 
@@ -280,6 +284,9 @@ def fine_tune_reranker(
         keep_checkpoints: keep the trainer's scratch folder (checkpoints) after success.
         callbacks: extra ``transformers.TrainerCallback`` objects.
         device: torch device.
+        choose_fusion: after training, choose on the validation queries the weight that mixes the reranker's
+            scores with BM25's (:mod:`hn_plugins.fusion`) and store it in ``hn_reranker.json``; rerankers loaded
+            from the folder apply it when first-stage scores are given. Needs BM25 validation candidates.
 
     Returns:
         :class:`TrainedReranker` with the folder, the validation curve and the metrics.
@@ -348,12 +355,20 @@ def fine_tune_reranker(
 
     train_rows = Dataset.from_list(rows)
 
-    candidates = validation_candidates or bm25_candidates(
-        validation, validation.judged_query_ids, top_k=first_stage_top_k
-    )
-    evaluator = RerankingMRREvaluator(
-        validation, candidates=candidates, name="validation", batch_size=max(32, batch_size)
-    )
+    if validation_candidates is None:
+        scored = bm25_scored_candidates(validation, validation.judged_query_ids, top_k=first_stage_top_k)
+        evaluator = RerankingMRREvaluator(
+            validation,
+            candidates={q: [d for d, _ in ranked] for q, ranked in scored.items()},
+            first_stage_scores={q: [x for _, x in ranked] for q, ranked in scored.items()},
+            name="validation",
+            batch_size=max(32, batch_size),
+        )
+        evaluator.first_stage_name = "bm25"
+    else:
+        evaluator = RerankingMRREvaluator(
+            validation, candidates=validation_candidates, name="validation", batch_size=max(32, batch_size)
+        )
 
     # 3. trainer
     work = work_dir_for(out)
@@ -412,6 +427,11 @@ def fine_tune_reranker(
     trainer = trainer_cls(
         model=model, args=args, train_dataset=train_rows, loss=loss_module, evaluator=evaluator, callbacks=cbs
     )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(
+        PrinterCallback
+    )  # it prints raw log dicts to stdout; the evaluator logs the curve
     logger.info(
         "Training %s reranker from %s: %d rows (%s), %d steps/epoch, up to %d epochs; validation: %d queries, "
         "BM25 top-%d (first-stage MRR@10 %.4f).",
@@ -465,6 +485,7 @@ def fine_tune_reranker(
         selected, selected_step = "base", 0
     else:
         model = trainer.model
+    fusion = evaluator.choose_fusion(model) if choose_fusion else None
 
     metrics: dict[str, Any] = {
         "validation_mrr@10_start": start["mrr@10"] if start else None,
@@ -528,6 +549,7 @@ def fine_tune_reranker(
         },
         "validation_curve": history,
         "metrics": metrics,
+        "fusion": fusion.to_dict() if fusion is not None else None,
     }
     (staging / CURVE_FILE).write_text(json.dumps(history, indent=1), encoding="utf-8")
     card = [
@@ -543,6 +565,14 @@ def fine_tune_reranker(
         f"- validation: {len(evaluator.query_ids)} {marker['validation']['source']}, reranking BM25 top-"
         f"{evaluator.top_k} (first stage MRR@10 {evaluator.first_stage['mrr@10']:.4f}); kept: {selected} "
         f"(step {selected_step})",
+    ]
+    if fusion is not None and fusion.validation:
+        card.append(
+            f"- fusion with the first stage ({fusion.first_stage}): weight {fusion.weight:.1f} on the reranker, "
+            f"{fusion.normalization}-normalised per query; validation MRR@10 {fusion.validation['mrr@10_fused']:.4f} "
+            f"fused vs {fusion.validation['mrr@10_reranker']:.4f} reranker alone"
+        )
+    card += [
         "",
         "Validation curve (MRR@10 on the held-out queries; step 0 = the starting model):",
         "",
@@ -566,7 +596,7 @@ def fine_tune_reranker(
         metrics["validation_mrr@10_selected"] or float("nan"),
         format_curve(history, selected_step),
     )
-    return TrainedReranker(path=out, kind=kind, history=history, metrics=metrics)
+    return TrainedReranker(path=out, kind=kind, history=history, metrics=metrics, fusion=fusion)
 
 
 def trained_reranker_from_folder(path: str | os.PathLike[str]) -> TrainedReranker:
@@ -580,4 +610,5 @@ def trained_reranker_from_folder(path: str | os.PathLike[str]) -> TrainedReranke
         kind=marker["kind"],
         history=marker.get("validation_curve", []),
         metrics=marker.get("metrics", {}),
+        fusion=ScoreFusion.from_dict(marker.get("fusion")),
     )

@@ -41,6 +41,7 @@ def test_to_dict_default_shape() -> None:
             "meta_fields_to_embed": [],
             "embedding_separator": "\n",
             "trust_remote_code": False,
+            "fuse_retrieval_score": True,
         },
     }
 
@@ -55,6 +56,7 @@ def test_to_dict_custom_shape() -> None:
         meta_fields_to_embed=["title"],
         embedding_separator=" | ",
         trust_remote_code=True,
+        fuse_retrieval_score=False,
     )
     assert ranker.to_dict() == {
         "type": TYPE,
@@ -67,6 +69,7 @@ def test_to_dict_custom_shape() -> None:
             "meta_fields_to_embed": ["title"],
             "embedding_separator": " | ",
             "trust_remote_code": True,
+            "fuse_retrieval_score": False,
         },
     }
 
@@ -259,3 +262,36 @@ def test_meta_fields_change_what_is_scored(reranker_dir: Path) -> None:
         query="install a package with pip", documents=docs
     )
     assert with_meta["documents"][0].score > plain["documents"][0].score + 0.1
+
+
+@pytest.mark.integration
+def test_fusion_weight_of_the_model_folder_mixes_in_the_retriever_scores(
+    reranker_dir: Path, tmp_path: Path
+) -> None:
+    """A folder whose fusion weight is 0 ranks by the incoming scores; fuse_retrieval_score=False ignores it."""
+    import json
+    import shutil
+
+    folder = tmp_path / "fused"
+    shutil.copytree(reranker_dir, folder)
+    (folder / "hn_reranker.json").write_text(
+        json.dumps({"kind": "bi", "fusion": {"weight": 0.0, "normalization": "minmax"}}), encoding="utf-8"
+    )
+    query = "Why can only one thread run at a time?"
+    docs = [
+        Document(id=d.id, content=d.content, meta=d.meta, score=s)
+        for d, s in zip(DOCS, [5.0, 1.0, 3.0], strict=True)
+    ]
+    fused = HardNegativeRanker(model=folder, top_k=3).run(query=query, documents=docs)["documents"]
+    assert [d.id for d in fused] == [docs[0].id, docs[2].id, docs[1].id]  # by incoming score
+    assert [d.score for d in fused] == pytest.approx([1.0, 0.5, 0.0])
+    alone = HardNegativeRanker(model=folder, top_k=3, fuse_retrieval_score=False).run(
+        query=query, documents=docs
+    )
+    assert alone["documents"][0].id == "gil"
+    # documents without a retriever score: the reranker alone decides
+    unscored = [Document(id=d.id, content=d.content, meta=d.meta) for d in DOCS]
+    assert (
+        HardNegativeRanker(model=folder, top_k=1).run(query=query, documents=unscored)["documents"][0].id
+        == "gil"
+    )

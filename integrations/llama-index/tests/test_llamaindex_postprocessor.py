@@ -173,3 +173,32 @@ def test_a_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
 def test_invalid_settings_are_rejected(bi_reranker_dir: Path) -> None:
     with pytest.raises(ValueError, match="top_n"):
         HardNegativeRerank(model=bi_reranker_dir, top_n=0)
+
+
+def test_fusion_weight_of_the_model_folder_mixes_in_the_retrieval_scores(
+    bi_reranker_dir: Path, faq_subset: dict[str, Any], tmp_path: Path
+) -> None:
+    """A folder whose fusion weight is 0 ranks by retrieval score; fuse_retrieval_score=False ignores it."""
+    import shutil
+
+    from hn_plugins.fusion import normalize_scores
+
+    folder = tmp_path / "fused"
+    shutil.copytree(bi_reranker_dir, folder)
+    (folder / "hn_reranker.json").write_text(
+        json.dumps({"kind": "bi", "fusion": {"weight": 0.0, "normalization": "z"}}), encoding="utf-8"
+    )
+    nodes = _candidates(faq_subset, n=8)
+    retrieval = [n.score for n in nodes]
+    ids = [n.node.node_id for n in nodes]
+    fused = HardNegativeRerank(model=folder, top_n=8, device="cpu")
+    result = fused.postprocess_nodes(_candidates(faq_subset, n=8), query_str=QUERY)
+    assert [n.node.node_id for n in result] == ids  # retrieval order (scores 1.00, 0.99, ...)
+    np.testing.assert_allclose([n.score for n in result], normalize_scores(retrieval), atol=1e-5)
+
+    alone = HardNegativeRerank(model=folder, top_n=8, device="cpu", fuse_retrieval_score=False)
+    reference = HardNegativeRerank(model=bi_reranker_dir, top_n=8, device="cpu")
+    got = alone.postprocess_nodes(_candidates(faq_subset, n=8), query_str=QUERY)
+    want = reference.postprocess_nodes(_candidates(faq_subset, n=8), query_str=QUERY)
+    assert [n.node.node_id for n in got] == [n.node.node_id for n in want]
+    assert [n.node.node_id for n in got] != ids

@@ -50,6 +50,10 @@ class HardNegativeRerank(BaseNodePostprocessor):
         device: torch device (``None``: sentence-transformers picks one).
         batch_size: scoring batch size.
         keep_retrieval_score: keep each node's first-stage score in ``node.metadata["retrieval_score"]``.
+        fuse_retrieval_score: when the model folder carries a fusion weight (``hn train`` chooses one on its
+            validation queries) and every node has a retrieval score, rank by
+            ``weight * z(reranker) + (1 - weight) * z(retrieval)`` (z: per-query z-score) instead of the reranker
+            alone; ``node.score`` is then that fused value. The weight was chosen against BM25 scores.
         metadata_mode: which metadata goes into the text the reranker scores.
         trust_remote_code: passed to transformers; off unless you turn it on.
         callback_manager: LlamaIndex callback manager (receives a ``RERANKING`` event per call).
@@ -78,6 +82,11 @@ class HardNegativeRerank(BaseNodePostprocessor):
     keep_retrieval_score: bool = Field(
         default=False, description="Whether to keep the retrieval score in metadata under 'retrieval_score'."
     )
+    fuse_retrieval_score: bool = Field(
+        default=True,
+        description="Whether to fuse the reranker's scores with the retrieval scores when the model folder "
+        "carries a fusion weight chosen on validation.",
+    )
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.EMBED, description="Metadata included in the node text the reranker scores."
     )
@@ -95,6 +104,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
         metadata_mode: MetadataMode = MetadataMode.EMBED,
         trust_remote_code: bool = False,
         callback_manager: CallbackManager | None = None,
+        fuse_retrieval_score: bool = True,
     ) -> None:
         if top_n < 1:
             raise ValueError(f"HardNegativeRerank: top_n must be >= 1, got {top_n}.")
@@ -106,6 +116,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
             device=device,
             batch_size=batch_size,
             keep_retrieval_score=keep_retrieval_score,
+            fuse_retrieval_score=fuse_retrieval_score,
             metadata_mode=metadata_mode,
             trust_remote_code=trust_remote_code,
             callback_manager=callback_manager or CallbackManager([]),
@@ -211,7 +222,10 @@ class HardNegativeRerank(BaseNodePostprocessor):
                 EventPayload.TOP_K: self.top_n,
             },
         ) as event:
-            scores = self._reranker.score(query_bundle.query_str, texts)
+            if self.fuse_retrieval_score and hasattr(self._reranker, "rerank_scores"):
+                scores = self._reranker.rerank_scores(query_bundle.query_str, texts, [n.score for n in nodes])
+            else:
+                scores = self._reranker.score(query_bundle.query_str, texts)
             if len(scores) != len(nodes):
                 raise RuntimeError(
                     f"{self.class_name()}: the reranker returned {len(scores)} scores for {len(nodes)} nodes."

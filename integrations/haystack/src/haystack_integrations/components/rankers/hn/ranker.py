@@ -70,6 +70,10 @@ class HardNegativeRanker:
         meta_fields_to_embed: meta fields whose values are prepended to the content before scoring.
         embedding_separator: separator between those meta values and the content.
         trust_remote_code: allow custom model code from the model folder or hub; off unless you turn it on.
+        fuse_retrieval_score: when the model folder carries a fusion weight (``hn train`` chooses one on its
+            validation queries) and every incoming document has a ``score`` from the retriever, rank by
+            ``weight * z(reranker) + (1 - weight) * z(retriever)`` (z: per-query z-score) instead of the reranker
+            alone; the output ``score`` is then that fused value. The weight was chosen against BM25 scores.
 
     Raises:
         ValueError: ``top_k`` is not a positive integer, or ``batch_size`` is not.
@@ -97,6 +101,7 @@ class HardNegativeRanker:
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
         trust_remote_code: bool = False,
+        fuse_retrieval_score: bool = True,
     ) -> None:
         """Store the settings; nothing is loaded until :meth:`warm_up`."""
         if not str(model).strip():
@@ -118,6 +123,7 @@ class HardNegativeRanker:
         self.meta_fields_to_embed = list(meta_fields_to_embed or [])
         self.embedding_separator = embedding_separator
         self.trust_remote_code = trust_remote_code
+        self.fuse_retrieval_score = bool(fuse_retrieval_score)
         self._reranker: Reranker | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -173,6 +179,7 @@ class HardNegativeRanker:
             meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator,
             trust_remote_code=self.trust_remote_code,
+            fuse_retrieval_score=self.fuse_retrieval_score,
         )
 
     @classmethod
@@ -231,7 +238,10 @@ class HardNegativeRanker:
 
         unique = _deduplicate(documents)
         texts = [document_text(doc, self.meta_fields_to_embed, self.embedding_separator) for doc in unique]
-        scores = self._reranker.score(query, texts)
+        if self.fuse_retrieval_score and hasattr(self._reranker, "rerank_scores"):
+            scores = self._reranker.rerank_scores(query, texts, [doc.score for doc in unique])
+        else:
+            scores = self._reranker.score(query, texts)
         order = sorted(range(len(unique)), key=lambda i: -float(scores[i]))
         ranked = [dataclasses.replace(unique[i], score=float(scores[i])) for i in order]
 

@@ -1,0 +1,190 @@
+"""Fuse a reranker's scores with the first stage's scores (hybrid reranking).
+
+A fine-tuned reranker trained on a few hundred queries knows the domain's vocabulary less well than BM25 knows the
+exact terms of a query; on collections such as Cranfield or CISI, BM25 alone beats a MiniLM bi-encoder. Mixing both
+rankings per query is the standard remedy: each score list is normalised per query (z-score by default, or min-max)
+and the fused score is ``weight * reranker + (1 - weight) * first_stage``. ``weight = 1`` is the reranker alone,
+``weight = 0`` the first stage alone.
+
+The weight is chosen on validation queries (held-out *train* queries, never the test split) by
+:func:`choose_fusion_weight`; the trainer stores the chosen :class:`ScoreFusion` in the model folder's
+``hn_reranker.json``, and the LlamaIndex postprocessor and the Haystack ranker apply it whenever the retrieved
+nodes/documents carry first-stage scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "FUSION_WEIGHTS",
+    "ScoreFusion",
+    "choose_fusion_weight",
+    "fuse_scores",
+    "normalize_scores",
+]
+
+Normalization = Literal["z", "minmax"]
+#: Weights tried by :func:`choose_fusion_weight` (0 = first stage alone, 1 = reranker alone).
+FUSION_WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def normalize_scores(scores: Sequence[float] | np.ndarray, method: Normalization = "z") -> np.ndarray:
+    """Normalise one query's scores: ``z`` (mean 0, std 1) or ``minmax`` (0..1); constant scores give zeros.
+
+    Example:
+        >>> normalize_scores([1.0, 2.0, 3.0], "minmax").tolist()
+        [0.0, 0.5, 1.0]
+        >>> normalize_scores([5.0, 5.0], "z").tolist()
+        [0.0, 0.0]
+    """
+    x = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        return x
+    if not np.all(np.isfinite(x)):
+        raise ValueError("Scores to fuse must be finite numbers (got NaN or inf).")
+    if method == "minmax":
+        spread = float(x.max() - x.min())
+        return (x - x.min()) / spread if spread > 0 else np.zeros_like(x)
+    if method == "z":
+        std = float(x.std())
+        return (x - x.mean()) / std if std > 0 else np.zeros_like(x)
+    raise ValueError(f"normalization must be 'z' or 'minmax', got {method!r}.")
+
+
+def fuse_scores(
+    reranker_scores: Sequence[float] | np.ndarray,
+    first_stage_scores: Sequence[float] | np.ndarray,
+    weight: float,
+    normalization: Normalization = "z",
+) -> np.ndarray:
+    """``weight * norm(reranker) + (1 - weight) * norm(first_stage)`` for one query's candidates.
+
+    Example:
+        >>> fuse_scores([0.9, 0.1], [1.0, 3.0], weight=1.0, normalization="minmax").tolist()
+        [1.0, 0.0]
+        >>> fuse_scores([0.9, 0.1], [1.0, 3.0], weight=0.25, normalization="minmax").tolist()
+        [0.25, 0.75]
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"Fusion weight must be in [0, 1], got {weight}.")
+    r = np.asarray(reranker_scores, dtype=np.float64).reshape(-1)
+    f = np.asarray(first_stage_scores, dtype=np.float64).reshape(-1)
+    if r.shape != f.shape:
+        raise ValueError(
+            f"fuse_scores(): {r.size} reranker scores but {f.size} first-stage scores; pass one of each per document."
+        )
+    return weight * normalize_scores(r, normalization) + (1.0 - weight) * normalize_scores(f, normalization)
+
+
+@dataclass(frozen=True)
+class ScoreFusion:
+    """How to mix a reranker's scores with the first stage's: the weight and the per-query normalisation.
+
+    Args:
+        weight: share of the reranker (1.0: reranker alone; 0.0: first stage alone).
+        normalization: ``z`` or ``minmax``, applied per query to both score lists.
+        first_stage: the first stage the weight was chosen for (informational, e.g. ``bm25``).
+        validation: validation MRR@10 of the reranker alone and fused (informational).
+
+    Example:
+        >>> fusion = ScoreFusion(weight=0.5, normalization="minmax")
+        >>> fusion([0.2, 0.8], [10.0, 0.0]).tolist()
+        [0.5, 0.5]
+        >>> ScoreFusion.from_dict(fusion.to_dict()) == fusion
+        True
+    """
+
+    weight: float
+    normalization: Normalization = "z"
+    first_stage: str = "bm25"
+    validation: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.weight) <= 1.0:
+            raise ValueError(f"ScoreFusion weight must be in [0, 1], got {self.weight}.")
+        if self.normalization not in ("z", "minmax"):
+            raise ValueError(
+                f"ScoreFusion normalization must be 'z' or 'minmax', got {self.normalization!r}."
+            )
+
+    def __call__(
+        self, reranker_scores: Sequence[float] | np.ndarray, first_stage_scores: Sequence[float] | np.ndarray
+    ) -> np.ndarray:
+        return fuse_scores(reranker_scores, first_stage_scores, self.weight, self.normalization)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["validation"] = dict(self.validation) if self.validation else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ScoreFusion | None:
+        """Read the ``fusion`` entry of ``hn_reranker.json`` (``None`` stays ``None``)."""
+        if not data:
+            return None
+        return cls(
+            weight=float(data["weight"]),
+            normalization=data.get("normalization", "z"),
+            first_stage=str(data.get("first_stage", "bm25")),
+            validation=data.get("validation"),
+        )
+
+
+def _mrr(order: np.ndarray, relevant: np.ndarray, k: int) -> float:
+    hits = np.flatnonzero(relevant[order[:k]])
+    return 1.0 / (hits[0] + 1) if hits.size else 0.0
+
+
+def choose_fusion_weight(
+    queries: Sequence[tuple[Sequence[float], Sequence[float], Sequence[bool]]],
+    weights: Sequence[float] = FUSION_WEIGHTS,
+    normalization: Normalization = "z",
+    k: int = 10,
+) -> tuple[float, dict[float, float]]:
+    """Pick the fusion weight with the best mean MRR@k over validation queries.
+
+    Args:
+        queries: per query ``(reranker_scores, first_stage_scores, is_relevant)``, one entry per candidate.
+        weights: weights to try.
+        normalization: per-query normalisation.
+        k: MRR cut-off.
+
+    Returns:
+        ``(best_weight, {weight: mean MRR@k})``. Among weights that tie (common with a few validation queries)
+        the most balanced mix wins (closest to 0.5, then the larger).
+
+    Raises:
+        ValueError: no query, or a query whose three lists differ in length.
+
+    Example:
+        >>> # the reranker finds the relevant document in query 1, the first stage in query 2
+        >>> q1 = ([1.0, 0.0, 0.5], [0.6, 1.0, 0.0], [True, False, False])
+        >>> q2 = ([0.6, 1.0, 0.0], [1.0, 0.0, 0.5], [True, False, False])
+        >>> weight, curve = choose_fusion_weight([q1, q2], weights=[0.0, 0.5, 1.0], normalization="minmax")
+        >>> weight, curve
+        (0.5, {0.0: 0.75, 0.5: 1.0, 1.0: 0.75})
+    """
+    if not queries:
+        raise ValueError("choose_fusion_weight() needs at least one validation query.")
+    prepared = []
+    for rerank, first, relevant in queries:
+        rel = np.asarray(relevant, dtype=bool).reshape(-1)
+        if not (len(rerank) == len(first) == rel.size):
+            raise ValueError(
+                f"choose_fusion_weight(): a query has {len(rerank)} reranker scores, {len(first)} first-stage "
+                f"scores and {rel.size} relevance flags; they must match."
+            )
+        prepared.append(
+            (normalize_scores(rerank, normalization), normalize_scores(first, normalization), rel)
+        )
+    curve: dict[float, float] = {}
+    for w in weights:
+        values = [_mrr(np.argsort(-(w * r + (1.0 - w) * f), kind="stable"), rel, k) for r, f, rel in prepared]
+        curve[float(w)] = float(np.mean(values))
+    best = max(curve, key=lambda w: (round(curve[w], 12), -abs(w - 0.5), w))
+    return best, curve

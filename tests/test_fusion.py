@@ -1,0 +1,127 @@
+"""Score fusion: hand-computed cases, the weight search against a brute-force loop, and the reranker hook."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hn_plugins.fusion import FUSION_WEIGHTS, ScoreFusion, choose_fusion_weight, fuse_scores, normalize_scores
+from hn_plugins.reranker import BiEncoderReranker, load_reranker
+
+
+def test_normalize_scores_by_hand():
+    assert normalize_scores([2.0, 4.0, 6.0], "minmax").tolist() == [0.0, 0.5, 1.0]
+    z = normalize_scores([2.0, 4.0, 6.0], "z")
+    std = np.sqrt(8.0 / 3.0)  # population std of (2, 4, 6)
+    np.testing.assert_allclose(z, [-2.0 / std, 0.0, 2.0 / std])
+    assert normalize_scores([], "z").size == 0
+    with pytest.raises(ValueError, match="finite"):
+        normalize_scores([1.0, float("nan")])
+    with pytest.raises(ValueError, match="'z' or 'minmax'"):
+        normalize_scores([1.0, 2.0], "rank")  # type: ignore[arg-type]
+
+
+def test_fuse_scores_by_hand():
+    # minmax: reranker (1, 0, 0.5), first stage (0, 1, 0.5) -> 0.3 * r + 0.7 * f
+    fused = fuse_scores([3.0, 1.0, 2.0], [10.0, 30.0, 20.0], weight=0.3, normalization="minmax")
+    np.testing.assert_allclose(fused, [0.3, 0.7, 0.5])
+    np.testing.assert_allclose(fuse_scores([3.0, 1.0], [5.0, 9.0], 1.0), normalize_scores([3.0, 1.0]))
+    with pytest.raises(ValueError, match="one of each per document"):
+        fuse_scores([1.0, 2.0], [1.0], 0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fuse_scores([1.0], [1.0], 1.5)
+
+
+def _brute_force_weight(queries, weights, k=10):
+    best, best_value = None, -1.0
+    for w in weights:
+        total = 0.0
+        for rerank, first, relevant in queries:
+            r = np.asarray(rerank, float)
+            f = np.asarray(first, float)
+            r = (r - r.mean()) / r.std() if r.std() > 0 else r * 0
+            f = (f - f.mean()) / f.std() if f.std() > 0 else f * 0
+            fused = w * r + (1 - w) * f
+            order = sorted(range(len(fused)), key=lambda i: (-fused[i], i))
+            rr = 0.0
+            for rank, i in enumerate(order[:k], start=1):
+                if relevant[i]:
+                    rr = 1.0 / rank
+                    break
+            total += rr
+        value = total / len(queries)
+        tie = abs(value - best_value) <= 1e-12
+        closer = best is not None and (abs(w - 0.5), -w) < (abs(best - 0.5), -best)
+        if value > best_value + 1e-12 or (tie and closer):
+            best, best_value = w, value
+    return best, best_value
+
+
+def test_choose_fusion_weight_matches_brute_force():
+    rng = np.random.default_rng(0)
+    queries = []
+    for _ in range(40):
+        n = int(rng.integers(5, 30))
+        relevant = np.zeros(n, dtype=bool)
+        relevant[rng.choice(n, size=int(rng.integers(1, 3)), replace=False)] = True
+        # both signals are noisy views of relevance, so the best weight is in between
+        rerank = relevant * 1.0 + rng.normal(0, 0.8, n)
+        first = relevant * 1.0 + rng.normal(0, 0.8, n)
+        queries.append((rerank, first, relevant))
+    weight, curve = choose_fusion_weight(queries)
+    expected_weight, expected_value = _brute_force_weight(queries, FUSION_WEIGHTS)
+    assert weight == expected_weight
+    assert curve[weight] == pytest.approx(expected_value)
+    assert set(curve) == set(FUSION_WEIGHTS)
+
+
+def test_choose_fusion_weight_breaks_ties_towards_a_balanced_mix():
+    # one query that every weight ranks perfectly: all weights tie, 0.5 wins
+    perfect = ([1.0, 0.0], [1.0, 0.0], [True, False])
+    assert choose_fusion_weight([perfect])[0] == 0.5
+    weight, curve = choose_fusion_weight([perfect], weights=[0.0, 0.3, 0.7, 1.0])
+    assert weight == 0.7 and set(curve.values()) == {1.0}
+
+
+def test_choose_fusion_weight_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least one"):
+        choose_fusion_weight([])
+    with pytest.raises(ValueError, match="must match"):
+        choose_fusion_weight([([1.0, 2.0], [1.0], [True, False])])
+
+
+def test_score_fusion_round_trip_and_validation():
+    fusion = ScoreFusion(0.7, "z", "bm25", {"mrr@10_fused": 0.5})
+    assert ScoreFusion.from_dict(json.loads(json.dumps(fusion.to_dict()))) == fusion
+    assert ScoreFusion.from_dict(None) is None
+    with pytest.raises(ValueError, match="weight"):
+        ScoreFusion(-0.1)
+
+
+def test_loaded_reranker_applies_the_folders_fusion(minilm, tmp_path):
+    """A trainer-style folder with a ``fusion`` entry: load_reranker() fuses when given first-stage scores."""
+    folder = tmp_path / "bi"
+    minilm.save_pretrained(str(folder))
+    (folder / "hn_reranker.json").write_text(
+        json.dumps({"kind": "bi", "fusion": {"weight": 0.0, "normalization": "z"}}), encoding="utf-8"
+    )
+    reranker = load_reranker(folder, device="cpu")
+    assert isinstance(reranker, BiEncoderReranker)
+    assert reranker.fusion == ScoreFusion(0.0, "z")
+    docs = ["The wing flutters at high speed.", "Boiling water transfers heat."]
+    alone = reranker.score("wing flutter", docs)
+    assert alone[0] > alone[1]
+    # weight 0: the first stage alone decides, whatever the model says
+    fused = reranker.rerank_scores("wing flutter", docs, [0.0, 5.0])
+    assert fused[1] > fused[0]
+    # no or partial first-stage scores: the model's scores unchanged
+    np.testing.assert_allclose(reranker.rerank_scores("wing flutter", docs), alone, rtol=1e-5)
+    np.testing.assert_allclose(reranker.rerank_scores("wing flutter", docs, [1.0, None]), alone, rtol=1e-5)
+
+    (folder / "hn_reranker.json").write_text(
+        json.dumps({"kind": "bi", "fusion": {"weight": 3}}), encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="unreadable 'fusion' entry"):
+        load_reranker(folder, device="cpu")
