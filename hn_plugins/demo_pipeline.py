@@ -48,7 +48,8 @@ def train_and_evaluate(
     """Fine-tune the bi-encoder reranker on ``result`` and return the before/after table of the test split.
 
     Rows: ``none`` (BM25 top-100 alone), ``zero-shot`` (all-MiniLM-L6-v2 reranking BM25's top 100 by cosine, not
-    fine-tuned) and ``fine-tuned``; columns MRR@3, MRR@10, nDCG@10, Recall@10. The model goes to
+    fine-tuned), ``fine-tuned`` and ``fine-tuned+fusion`` (its scores mixed with BM25's by the weight chosen on
+    validation, as the adapters rank); columns MRR@3, MRR@10, nDCG@10, Recall@10. The model goes to
     ``out/reranker``, the full report (per-query values, short/long split, speed) to ``out/evaluation.json``.
 
     Args:
@@ -72,7 +73,12 @@ def train_and_evaluate(
         >>> print(table)  # doctest: +SKIP
     """
     _import_evaluation()
-    from hn_evaluation.benchmark import EmbeddedBiEncoderScorer, first_stage_run
+    from hn_evaluation.benchmark import (
+        EmbeddedBiEncoderScorer,
+        FusedScorer,
+        first_stage_run,
+        first_stage_scores_by_text,
+    )
     from hn_evaluation.report import write_report_json
     from hn_evaluation.rerank import evaluate_reranking
     from hn_plugins.models import load_sentence_transformer
@@ -99,21 +105,33 @@ def train_and_evaluate(
         model = load_sentence_transformer(path)
         model.max_seq_length = DEMO_MAX_LENGTH
         rerankers[name] = EmbeddedBiEncoderScorer(model, docs, queries, batch_size=64)
+    if (
+        trained.fusion is not None
+    ):  # what the adapters rank by: the reranker mixed with BM25 (weight from validation)
+        rerankers["fine-tuned+fusion"] = FusedScorer(
+            rerankers["fine-tuned"], trained.fusion, first_stage_scores_by_text(test, run)
+        )
     report = evaluate_reranking(test, run, rerankers, top_k=100, metrics=(*DEMO_METRICS, "recall@100"))
     data = report.to_dict()
     data["significance_vs_zero_shot"] = report.compare("zero-shot", "mrr@10")
     data["training"] = {"path": str(trained.path), "metrics": trained.metrics, "curve": trained.history}
     write_report_json(data, out / "evaluation.json")
 
-    width = 12
+    width = 18
     lines = [f"{'row':<{width}}" + "".join(f"{m:>10}" for m in DEMO_METRICS)]
     for name, values in report.rows.items():
         lines.append(f"{name:<{width}}" + "".join(f"{values[m]:>10.4f}" for m in DEMO_METRICS))
-    sig = data["significance_vs_zero_shot"].get("fine-tuned")
-    lines.append(
-        f"({len(run)} test queries, BM25 top-100 reranked; fine-tuned vs zero-shot MRR@10 "
-        f"{sig['delta']:+.4f}, paired permutation p = {sig['p_value']:.4f})"
-    )
+    for row in ("fine-tuned", "fine-tuned+fusion"):
+        sig = data["significance_vs_zero_shot"].get(row)
+        if sig:
+            lines.append(
+                f"({len(run)} test queries, BM25 top-100 reranked; {row} vs zero-shot MRR@10 "
+                f"{sig['delta']:+.4f}, paired permutation p = {sig['p_value']:.4f})"
+            )
+    if trained.fusion is not None:
+        lines.append(
+            f"fusion weight chosen on validation: {trained.fusion.weight:.1f} on the reranker, BM25 the rest"
+        )
     lines.append(f"validation curve (held-out train queries):\n{trained.format_curve()}")
     lines.append(f"model -> {trained.path}\nreport -> {out / 'evaluation.json'}")
     return "\n".join(lines)

@@ -55,7 +55,10 @@ def test_one_call_bi_encoder_from_qa_pairs(
         "meta_fields_to_embed": ["title"],
         "embedding_separator": "\n",
         "trust_remote_code": False,
+        "fuse_retrieval_score": True,
     }
+    # the trainer chose a BM25 fusion weight on its validation queries; the ranker applies it to retriever scores
+    assert 0.0 <= json.loads((folder / "hn_reranker.json").read_text())["fusion"]["weight"] <= 1.0
 
     pipeline = Pipeline()
     pipeline.add_component("retriever", InMemoryBM25Retriever(document_store=store, top_k=10))

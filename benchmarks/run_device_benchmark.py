@@ -1,0 +1,263 @@
+"""GPU-machine driver of the committed benchmark runs: hn benchmark on the datasets of ../shared/data, one process
+per (dataset, seed), merged with merge_benchmark_reports; benchmarks/bench_training_speed.py pinned to 2 CPU cores
+(GPU hidden) beside them. Results are tarred into $OUT.
+
+How it was run (the machine has no registry; data, models and wheels travel in a payload unpacked to /tmp/payload
+and /tmp/site):
+
+    export PYTHONPATH=/tmp/site:$PWD:$PWD/evaluation HF_HUB_OFFLINE=1 JAX_PLATFORMS=cpu \
+        XLA_PYTHON_CLIENT_PREALLOCATE=false BUDGET_S=320 SEEDS=0,1,2 SETTINGS='{}'
+    python3 benchmarks/run_device_benchmark.py main
+
+JAX_PLATFORMS=cpu matters: without it every process that imports transformers lets JAX pre-allocate 75% of the GPU,
+and all but one process die of out-of-memory (what happened to the first run). Roles: ``main`` (all datasets and
+seeds), ``pilot`` / ``auto`` (a validation-only comparison of recipes on seed 0, then ``main`` with the best),
+``one DATASET SEED``.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import traceback
+from pathlib import Path
+
+START = time.time()
+OUT = Path(os.environ.get("OUT", "/tmp/out"))
+DATASETS = os.environ.get("DATASETS", "cranfield,python-docs-faq,cisi,medline,cacm,npl").split(",")
+PILOT_DATASETS = os.environ.get("PILOT_DATASETS", "cranfield,python-docs-faq,cisi,cacm,npl").split(",")
+SEEDS = [int(s) for s in os.environ.get("SEEDS", "0,1,2").split(",")]
+SETTINGS = json.loads(os.environ.get("SETTINGS", "{}"))
+ROLE = sys.argv[1] if len(sys.argv) > 1 else "main"
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+for n in (
+    "httpx",
+    "sentence_transformers",
+    "transformers",
+    "bm25s",
+    "datasets",
+    "hn_plugins.mining.selectors",
+    "hn_plugins.embedders",
+):
+    logging.getLogger(n).setLevel(logging.WARNING)
+
+
+def one(name: str, seed: int, tag: str = "", settings: dict | None = None) -> None:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import transformers
+
+    import hn_evaluation.benchmark as hb
+
+    transformers.logging.set_verbosity_error()
+    settings = dict(SETTINGS if settings is None else settings)
+    if "default_loss" in settings:
+        hb.DEFAULT_STRATEGY["loss"] = settings.pop("default_loss")
+    strategies = settings.pop("strategies", list(hb.ALL_STRATEGIES))
+    hb.run_benchmark(
+        f"/tmp/payload/data/{name}",
+        strategies,
+        [seed],
+        f"/tmp/bench/{tag}{name}/seed{seed}",
+        kind="bi",
+        base_model="all-MiniLM-L6-v2",
+        cache_dir=f"/tmp/cache/{tag}{name}-{seed}",
+        **settings,
+    )
+
+
+if ROLE == "one":
+    one(sys.argv[2], int(sys.argv[3]))
+    sys.exit(0)
+if ROLE == "pilot-one":
+    one(sys.argv[2], 0, sys.argv[3] + "/", json.loads(sys.argv[4]))
+    sys.exit(0)
+
+
+def pilot() -> dict:
+    configs = json.loads(os.environ["PILOT"])
+    procs = {}
+    Path("/tmp/bench").mkdir(parents=True, exist_ok=True)
+    for tag, cfg in configs.items():
+        for name in PILOT_DATASETS:
+            log = open(f"/tmp/bench/pilot-{tag}-{name}.log", "w")  # noqa: SIM115
+            procs[(tag, name)] = subprocess.Popen(
+                [sys.executable, __file__, "pilot-one", name, tag, json.dumps(cfg)],
+                env={**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    deadline = START + float(os.environ.get("PILOT_S", "170"))
+    while time.time() < deadline and any(p.poll() is None for p in procs.values()):
+        time.sleep(3)
+    for key, p in procs.items():
+        if p.poll() is None:
+            p.kill()
+            print("KILL", key, flush=True)
+    score = {tag: [] for tag in configs}
+    for tag, name in procs:
+        f = Path(f"/tmp/bench/{tag}/{name}/seed0/report.json")
+        if not f.is_file():
+            print("PILOT", tag, name, "no report", flush=True)
+            continue
+        r = json.loads(f.read_text())
+        t = r["strategies"]["default"]["training"][0] if "default" in r["strategies"] else {}
+        fu = (t.get("fusion") or {}).get("validation") or {}
+        print(
+            "PILOT",
+            tag,
+            name,
+            "val_start",
+            t.get("validation_mrr@10_start"),
+            "val_kept",
+            t.get("validation_mrr@10_selected"),
+            "val_fused",
+            fu.get("mrr@10_fused"),
+            "w",
+            (t.get("fusion") or {}).get("weight"),
+            "kept",
+            t.get("selected"),
+            "steps",
+            t.get("steps"),
+            "sec",
+            t.get("train_seconds"),
+            "TEST",
+            {k: round(v["mrr@10"]["mean"], 4) for k, v in r["rows"].items()},
+            flush=True,
+        )
+        if fu.get("mrr@10_fused") is not None:
+            score[tag].append(fu["mrr@10_fused"])
+    complete = {t: sum(v) / len(v) for t, v in score.items() if len(v) == len(PILOT_DATASETS)}
+    chosen = max(complete, key=complete.get) if complete else next(iter(configs))
+    print(
+        "PILOT validation means (fused default, complete configs only):",
+        complete,
+        "chosen:",
+        chosen,
+        flush=True,
+    )
+    cfg = dict(configs[chosen])
+    cfg.pop("strategies", None)
+    return {"tag": chosen, **cfg}
+
+
+if ROLE == "pilot":
+    pilot()
+    sys.exit(0)
+if ROLE == "auto":
+    SETTINGS = pilot()
+    Path("/tmp/bench/chosen.json").write_text(json.dumps(SETTINGS))
+    SETTINGS.pop("tag")
+    os.environ["SETTINGS"] = json.dumps(SETTINGS)
+
+Path("/tmp/bench/speed").mkdir(parents=True, exist_ok=True)
+import torch  # noqa: E402
+
+print(
+    "torch",
+    torch.__version__,
+    torch.cuda.is_available(),
+    torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-",
+    flush=True,
+)
+import sentence_transformers  # noqa: E402
+import transformers  # noqa: E402
+
+print(
+    "st", sentence_transformers.__version__, "tf", transformers.__version__, "settings", SETTINGS, flush=True
+)
+ncpu = os.cpu_count() or 16
+env = dict(os.environ)
+# speed benchmark on cores 0-1, GPU hidden
+speed_env = {
+    **env,
+    "CUDA_VISIBLE_DEVICES": "",
+    "OMP_NUM_THREADS": "2",
+    "MKL_NUM_THREADS": "2",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+speed = (
+    None
+    if os.environ.get("SKIP_SPEED")
+    else subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0,1",
+            sys.executable,
+            "benchmarks/bench_training_speed.py",
+            "--threads",
+            "2",
+            "--label",
+            "h200host_2cores",
+            "--data",
+            "/tmp/payload/data/cranfield",
+            "--out",
+            "/tmp/bench/speed",
+        ],
+        env=speed_env,
+        stdout=open("/tmp/bench/speed.log", "w"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
+)
+procs = {}
+bench_env = {**env, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+cores = f"2-{ncpu - 1}"
+for name in DATASETS:
+    for seed in SEEDS:
+        log = open(f"/tmp/bench/{name}-seed{seed}.log", "w")  # noqa: SIM115
+        pin = ["taskset", "-c", cores] if ncpu >= 4 else []
+        procs[(name, seed)] = subprocess.Popen(
+            [*pin, sys.executable, __file__, "one", name, str(seed)],
+            env=bench_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+deadline = START + float(os.environ.get("BUDGET_S", "540"))
+while time.time() < deadline and any(p.poll() is None for p in procs.values()):
+    time.sleep(5)
+for key, p in procs.items():
+    if p.poll() is None:
+        print("KILL (budget)", key, flush=True)
+        p.kill()
+    else:
+        print("EXIT", key, p.returncode, f"{time.time() - START:.0f}s", flush=True)
+try:
+    if speed is not None:
+        speed.wait(timeout=max(1, deadline + 20 - time.time()))
+except Exception:
+    speed.kill()
+from hn_evaluation.benchmark import merge_benchmark_reports  # noqa: E402
+
+for name in DATASETS:
+    reports = [
+        f"/tmp/bench/{name}/seed{s}/report.json"
+        for s in SEEDS
+        if Path(f"/tmp/bench/{name}/seed{s}/report.json").is_file()
+    ]
+    if not reports:
+        print("NO REPORT", name, flush=True)
+        continue
+    try:
+        merged = merge_benchmark_reports(reports, f"/tmp/bench/merged/benchmark_{name}")
+        for row, v in merged["rows"].items():
+            print(
+                f"RESULT {name} {row} "
+                + " ".join(f"{m}={x['mean']:.4f}+-{x['std']:.4f}" for m, x in v.items()),
+                flush=True,
+            )
+        print("BAR", name, json.dumps(merged["quality_bar"]), flush=True)
+    except Exception:
+        traceback.print_exc()
+with tarfile.open(OUT / "results.tar.gz", "w:gz") as tar:
+    for f in sorted(Path("/tmp/bench").rglob("*")):
+        if (
+            f.is_file()
+            and "models" not in f.parts
+            and "cache" not in f.parts
+            and f.suffix in {".json", ".md", ".png", ".log"}
+        ):
+            tar.add(f, arcname=str(f.relative_to("/tmp/bench")))
+print(f"TOTAL {time.time() - START:.0f}s", flush=True)
