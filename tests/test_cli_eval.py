@@ -57,6 +57,24 @@ def test_hn_eval_zero_shot_matches_ranx(shared_data, tmp_path, capsys):
     assert "mrr@10" in printed and "reranker" in printed
 
 
+def test_hn_eval_adds_the_fused_row_of_a_trained_folder(shared_data, minilm, tmp_path):
+    """A folder whose fusion weight is 0: its fused row ranks as BM25 does; the reranker row is unchanged."""
+    folder = tmp_path / "model"
+    minilm.save_pretrained(str(folder))
+    (folder / "hn_reranker.json").write_text(
+        json.dumps({"kind": "bi", "fusion": {"weight": 0.0, "normalization": "z"}}), encoding="utf-8"
+    )
+    out = tmp_path / "eval.json"
+    args = ["eval", str(shared_data / "medline"), "--model", str(folder), "--top-k", "10", "--json", str(out)]
+    assert main([*args, "--max-length", "64"]) == 0
+    report = json.loads(out.read_text())
+    assert list(report["rows"]) == ["bm25", "reranker", "reranker+fusion"]
+    assert report["fusion"]["weight"] == 0.0
+    for qid, ranked in report["runs"]["reranker+fusion"].items():
+        assert [d for d, _ in ranked] == [d for d, _ in report["runs"]["bm25"][qid]], qid
+    assert report["rows"]["reranker+fusion"] == report["rows"]["bm25"]
+
+
 def test_hn_eval_refuses_a_split_without_judgments(tmp_path, capsys):
     data = tmp_path / "beir"
     (data / "qrels").mkdir(parents=True)

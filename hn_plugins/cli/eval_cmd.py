@@ -8,6 +8,7 @@ the short-vs-long document split, reranking documents/s) and prints the table. N
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -76,6 +77,27 @@ def build_reranker(
     return reranker
 
 
+def folder_fusion(spec: str) -> Any:
+    """The fusion weight stored in a trainer (or registry) folder's ``hn_reranker.json``; ``None`` if there is none.
+
+    Example:
+        >>> folder_fusion("zero-shot:all-MiniLM-L6-v2") is None
+        True
+    """
+    from hn_plugins.fusion import ScoreFusion
+    from hn_plugins.reranker import REGISTRY_MARKER, RERANKER_MARKER, _registry_current
+
+    folder = Path(spec)
+    if spec.startswith(ZERO_SHOT_PREFIX) or not folder.is_dir():
+        return None
+    if (folder / REGISTRY_MARKER).is_file():
+        folder = _registry_current(folder)
+    marker = folder / RERANKER_MARKER
+    if not marker.is_file():
+        return None
+    return ScoreFusion.from_dict(json.loads(marker.read_text(encoding="utf-8")).get("fusion"))
+
+
 def evaluate_model(
     dataset: Any,
     model: str,
@@ -94,7 +116,12 @@ def evaluate_model(
         >>> evaluate_model(test, "zero-shot:all-MiniLM-L6-v2")["rows"]["reranker"]["mrr@10"]  # doctest: +SKIP
     """
     import_evaluation()
-    from hn_evaluation.benchmark import benchmark_metrics, first_stage_run
+    from hn_evaluation.benchmark import (
+        FusedScorer,
+        benchmark_metrics,
+        first_stage_run,
+        first_stage_scores_by_text,
+    )
     from hn_evaluation.metrics import EvaluationError, judged_queries
     from hn_evaluation.rerank import evaluate_reranking
 
@@ -110,9 +137,11 @@ def evaluate_model(
     queries = [dataset.queries[q] for q in run]
     reranker = build_reranker(model, docs, queries, max_length)
     name = row_name or "reranker"
-    report = evaluate_reranking(
-        dataset, run, {first_stage: None, name: reranker}, top_k=top_k, metrics=benchmark_metrics(top_k)
-    )
+    rows: dict[str, Any] = {first_stage: None, name: reranker}
+    fusion = folder_fusion(model) if first_stage == "bm25" else None
+    if fusion is not None:  # what the adapters rank by when the retriever gives scores
+        rows[f"{name}+fusion"] = FusedScorer(reranker, fusion, first_stage_scores_by_text(dataset, run))
+    report = evaluate_reranking(dataset, run, rows, top_k=top_k, metrics=benchmark_metrics(top_k))
     out = report.to_dict()
     encode = float(getattr(reranker, "encode_seconds", 0.0) or 0.0)
     speed = out["speed"][name]
@@ -125,7 +154,8 @@ def evaluate_model(
     }
     out["model"] = model
     out["first_stage"] = first_stage
-    out["rows_order"] = [first_stage, name]
+    out["rows_order"] = list(rows)
+    out["fusion"] = fusion.to_dict() if fusion is not None else None
     out["significance"] = report.compare(baseline=first_stage, metric="mrr@10")
     return out
 
@@ -144,7 +174,7 @@ def format_rows(report: dict[str, Any]) -> str:
     lines = [f"{'row':<{width}}" + "".join(f"{m:>11}" for m in metrics)]
     for name, values in report["rows"].items():
         lines.append(f"{name:<{width}}" + "".join(f"{values[m]:>11.4f}" for m in metrics))
-    speed = report["speed"].get(report["rows_order"][-1], {})
+    speed = report["speed"].get(report["rows_order"][min(1, len(report["rows_order"]) - 1)], {})
     if speed.get("docs_per_second"):
         lines.append(f"reranking: {speed['docs_per_second']:.1f} documents/s (encoding included)")
     return "\n".join(lines)
