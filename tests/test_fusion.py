@@ -125,3 +125,39 @@ def test_loaded_reranker_applies_the_folders_fusion(minilm, tmp_path):
     )
     with pytest.raises(ValueError, match="unreadable 'fusion' entry"):
         load_reranker(folder, device="cpu")
+
+
+def test_evaluator_chooses_the_fusion_weight_of_its_validation_queries(cranfield_train):
+    """RerankingMRREvaluator.choose_fusion == choose_fusion_weight on the same scores (real Cranfield BM25)."""
+    from hn_plugins.data import DatasetError
+    from hn_plugins.training.evaluator import RerankingMRREvaluator, bm25_scored_candidates
+
+    qids = cranfield_train.judged_query_ids[:12]
+    part = cranfield_train.subset(qids)
+    scored = bm25_scored_candidates(part, qids, top_k=20)
+    ids = {q: [d for d, _ in r] for q, r in scored.items()}
+    bm25 = {q: [s for _, s in r] for q, r in scored.items()}
+
+    class TitleOverlap:
+        """A weak reranker: words shared by the query and the document."""
+
+        def score(self, query, documents):
+            words = set(query.lower().split())
+            return [float(len(words & set(d.lower().split()))) for d in documents]
+
+    evaluator = RerankingMRREvaluator(part, candidates=ids, first_stage_scores=bm25, first_stage_name="bm25")
+    fusion = evaluator.choose_fusion(TitleOverlap())
+    rerank = evaluator.scores(TitleOverlap())
+    expected, curve = choose_fusion_weight(
+        [
+            (r, bm25[q], [d in part.positives(q) for d in ids[q]])
+            for q, r in zip(evaluator.query_ids, rerank, strict=True)
+        ]
+    )
+    assert fusion.weight == expected and fusion.first_stage == "bm25"
+    assert fusion.validation["mrr@10_fused"] == pytest.approx(curve[expected])
+    assert fusion.validation["mrr@10_first_stage"] == pytest.approx(evaluator.first_stage["mrr@10"])
+
+    assert RerankingMRREvaluator(part, candidates=ids).choose_fusion(TitleOverlap()) is None
+    with pytest.raises(DatasetError, match="first_stage_scores"):
+        RerankingMRREvaluator(part, candidates=ids, first_stage_scores={q: s[:-1] for q, s in bm25.items()})

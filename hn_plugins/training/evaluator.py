@@ -200,6 +200,7 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
         write_csv: append one line per call to ``{name}_results.csv`` in ``output_path``.
         first_stage_scores: ``{query_id: [score, ...]}``, aligned with ``candidates``, for
             :meth:`choose_fusion`; kept from BM25 when ``candidates`` is ``None``.
+        first_stage_name: what produced the candidates (stored with the fusion weight; ``bm25`` when computed here).
 
     Example:
         >>> from hn_plugins.data import RetrievalDataset
@@ -222,6 +223,7 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
         batch_size: int = 32,
         write_csv: bool = True,
         first_stage_scores: Mapping[str, Sequence[float]] | None = None,
+        first_stage_name: str = "given",
     ) -> None:
         super().__init__()
         queries = dataset.judged_query_ids
@@ -233,9 +235,8 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
             scored = bm25_scored_candidates(dataset, queries, top_k=top_k)
             candidates = {q: [d for d, _ in ranked] for q, ranked in scored.items()}
             first_stage_scores = {q: [x for _, x in ranked] for q, ranked in scored.items()}
-            self.first_stage_name = "bm25"
-        else:
-            self.first_stage_name = "given"
+            first_stage_name = "bm25"
+        self.first_stage_name = first_stage_name
         unknown = sorted({d for q in queries for d in candidates.get(q, []) if d not in dataset.corpus})
         if unknown:
             raise DatasetError(f"RerankingMRREvaluator: candidates name unknown document ids {unknown[:5]}.")

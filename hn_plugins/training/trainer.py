@@ -363,8 +363,8 @@ def fine_tune_reranker(
             first_stage_scores={q: [x for _, x in ranked] for q, ranked in scored.items()},
             name="validation",
             batch_size=max(32, batch_size),
+            first_stage_name="bm25",
         )
-        evaluator.first_stage_name = "bm25"
     else:
         evaluator = RerankingMRREvaluator(
             validation, candidates=validation_candidates, name="validation", batch_size=max(32, batch_size)
@@ -429,9 +429,8 @@ def fine_tune_reranker(
     )
     from transformers.trainer_callback import PrinterCallback
 
-    trainer.remove_callback(
-        PrinterCallback
-    )  # it prints raw log dicts to stdout; the evaluator logs the curve
+    # PrinterCallback prints raw log dicts to stdout; the evaluator already logs the validation curve
+    trainer.remove_callback(PrinterCallback)
     logger.info(
         "Training %s reranker from %s: %d rows (%s), %d steps/epoch, up to %d epochs; validation: %d queries, "
         "BM25 top-%d (first-stage MRR@10 %.4f).",
