@@ -30,6 +30,7 @@ __all__ = [
     "Reranker",
     "RerankerLoadError",
     "detect_reranker_kind",
+    "folder_fusion",
     "load_reranker",
 ]
 
@@ -242,6 +243,37 @@ def _registry_current(folder: Path) -> Path:
     return folder / "versions" / str(current)
 
 
+def _fusion_of(meta: dict[str, Any], folder: Path) -> ScoreFusion | None:
+    try:
+        return ScoreFusion.from_dict(meta.get("fusion"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RerankerLoadError(
+            f"{folder / RERANKER_MARKER} has an unreadable 'fusion' entry ({exc}); delete the entry or retrain."
+        ) from exc
+
+
+def folder_fusion(path: str | os.PathLike[str]) -> ScoreFusion | None:
+    """The fusion weight stored in a trainer (or registry) folder's ``hn_reranker.json``, without loading the model.
+
+    ``None`` for anything else: a folder without a marker or without a ``fusion`` entry, or a hub name.
+
+    Raises:
+        RerankerLoadError: the marker's ``fusion`` entry is unreadable.
+
+    Example:
+        >>> folder_fusion("cross-encoder/ms-marco-MiniLM-L6-v2") is None
+        True
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    if (folder / REGISTRY_MARKER).is_file():
+        folder = _registry_current(folder)
+    if not (folder / RERANKER_MARKER).is_file():
+        return None
+    return _fusion_of(_read_json(folder / RERANKER_MARKER), folder)
+
+
 def detect_reranker_kind(path: str | os.PathLike[str]) -> Literal["cross", "bi"]:
     """Tell whether a local folder holds a cross-encoder or a bi-encoder reranker.
 
@@ -316,12 +348,7 @@ def load_reranker(
             reranker = CrossEncoderReranker(
                 path, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
             )
-        try:
-            reranker.fusion = ScoreFusion.from_dict(meta.get("fusion"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RerankerLoadError(
-                f"{path / RERANKER_MARKER} has an unreadable 'fusion' entry ({exc}); delete the entry or retrain."
-            ) from exc
+        reranker.fusion = _fusion_of(meta, path)
         return reranker
     text = str(model)
     if text.startswith((".", "/", "~")) or (os.sep in text.strip("/") and text.count("/") > 1):

@@ -8,7 +8,6 @@ the short-vs-long document split, reranking documents/s) and prints the table. N
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -77,27 +76,6 @@ def build_reranker(
     return reranker
 
 
-def folder_fusion(spec: str) -> Any:
-    """The fusion weight stored in a trainer (or registry) folder's ``hn_reranker.json``; ``None`` if there is none.
-
-    Example:
-        >>> folder_fusion("zero-shot:all-MiniLM-L6-v2") is None
-        True
-    """
-    from hn_plugins.fusion import ScoreFusion
-    from hn_plugins.reranker import REGISTRY_MARKER, RERANKER_MARKER, _registry_current
-
-    folder = Path(spec)
-    if spec.startswith(ZERO_SHOT_PREFIX) or not folder.is_dir():
-        return None
-    if (folder / REGISTRY_MARKER).is_file():
-        folder = _registry_current(folder)
-    marker = folder / RERANKER_MARKER
-    if not marker.is_file():
-        return None
-    return ScoreFusion.from_dict(json.loads(marker.read_text(encoding="utf-8")).get("fusion"))
-
-
 def evaluate_model(
     dataset: Any,
     model: str,
@@ -138,7 +116,11 @@ def evaluate_model(
     reranker = build_reranker(model, docs, queries, max_length)
     name = row_name or "reranker"
     rows: dict[str, Any] = {first_stage: None, name: reranker}
-    fusion = folder_fusion(model) if first_stage == "bm25" else None
+    fusion = None
+    if first_stage == "bm25" and not model.startswith(ZERO_SHOT_PREFIX):
+        from hn_plugins.reranker import folder_fusion
+
+        fusion = folder_fusion(model)
     if fusion is not None:  # what the adapters rank by when the retriever gives scores
         rows[f"{name}+fusion"] = FusedScorer(reranker, fusion, first_stage_scores_by_text(dataset, run))
     report = evaluate_reranking(dataset, run, rows, top_k=top_k, metrics=benchmark_metrics(top_k))

@@ -26,7 +26,7 @@ from hn_plugins import __version__
 from hn_plugins.data import DatasetError, RetrievalDataset
 from hn_plugins.fusion import ScoreFusion
 from hn_plugins.mining.result import MiningResult, TripletRecord
-from hn_plugins.training.evaluator import RerankingMRREvaluator, bm25_scored_candidates
+from hn_plugins.training.evaluator import RerankingMRREvaluator
 from hn_plugins.training.losses import LOSS_NAMES, build_loss, default_margin
 from hn_plugins.training.model_folder import (
     CURVE_FILE,
@@ -355,20 +355,14 @@ def fine_tune_reranker(
 
     train_rows = Dataset.from_list(rows)
 
-    if validation_candidates is None:
-        scored = bm25_scored_candidates(validation, validation.judged_query_ids, top_k=first_stage_top_k)
-        evaluator = RerankingMRREvaluator(
-            validation,
-            candidates={q: [d for d, _ in ranked] for q, ranked in scored.items()},
-            first_stage_scores={q: [x for _, x in ranked] for q, ranked in scored.items()},
-            name="validation",
-            batch_size=max(32, batch_size),
-            first_stage_name="bm25",
-        )
-    else:
-        evaluator = RerankingMRREvaluator(
-            validation, candidates=validation_candidates, name="validation", batch_size=max(32, batch_size)
-        )
+    # without given candidates the evaluator retrieves BM25's top-k itself and keeps the scores for fusion
+    evaluator = RerankingMRREvaluator(
+        validation,
+        candidates=validation_candidates,
+        top_k=first_stage_top_k,
+        name="validation",
+        batch_size=max(32, batch_size),
+    )
 
     # 3. trainer
     work = work_dir_for(out)
