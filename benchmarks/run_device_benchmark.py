@@ -9,6 +9,11 @@ and /tmp/site):
         XLA_PYTHON_CLIENT_PREALLOCATE=false BUDGET_S=320 SEEDS=0,1,2 SETTINGS='{}' MAX_PROCS=6
     python3 benchmarks/run_device_benchmark.py main
 
+(``benchmarks/device_run.sh`` unpacks the payload and sets this up.) ``BOOTSTRAP=cranfield`` also runs ``hn bootstrap``
+on that corpus beside the benchmark (extra CLI arguments as a JSON list in ``BOOTSTRAP_ARGS``) and ``hn eval`` of the
+student and of all-MiniLM-L6-v2 zero-shot on its test split; ``BENCH_THREADS`` sets each process's torch threads;
+``SKIP_SPEED=1`` skips the speed benchmark.
+
 JAX_PLATFORMS=cpu matters: without it every process that imports transformers lets JAX pre-allocate 75% of the GPU,
 and all but one process die of out-of-memory (what happened to the first run). MAX_PROCS (default 6) caps
 the processes running at once; the committed medline run predates it and started all 18 together. Roles: ``main`` (all datasets and
@@ -75,6 +80,48 @@ if ROLE == "one":
 if ROLE == "pilot-one":
     one(sys.argv[2], 0, sys.argv[3] + "/", json.loads(sys.argv[4]))
     sys.exit(0)
+if ROLE == "bootstrap":
+    # hn bootstrap on one dataset's corpus (no labels), then hn eval of the student and of its teacher's first member
+    # on that dataset's judged test queries (BM25 top-100)
+    from hn_plugins.cli import main as hn
+
+    data, folder = f"/tmp/payload/data/{sys.argv[2]}", Path("/tmp/bench/bootstrap")
+    folder.mkdir(parents=True, exist_ok=True)
+    extra = json.loads(os.environ.get("BOOTSTRAP_ARGS", "[]"))
+    rc = hn(
+        [
+            "-v",
+            "bootstrap",
+            data,
+            "--out",
+            str(folder / "model"),
+            "--json",
+            str(folder / "bootstrap.json"),
+            *extra,
+        ]
+    )
+    for label, model in (
+        ("student", str(folder / "model")),
+        ("teacher_minilm", "zero-shot:all-MiniLM-L6-v2"),
+    ):
+        hn(
+            [
+                "eval",
+                data,
+                "--split",
+                "test",
+                "--model",
+                model,
+                "--first-stage",
+                "bm25",
+                "--top-k",
+                "100",
+                "--drop-empty",
+                "--json",
+                str(folder / f"eval_{label}.json"),
+            ]
+        )
+    sys.exit(rc)
 
 
 def pilot() -> dict:
@@ -204,7 +251,11 @@ speed = (
     )
 )
 procs = {}
-bench_env = {**env, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+bench_env = {
+    **env,
+    "OMP_NUM_THREADS": os.environ.get("BENCH_THREADS", "1"),
+    "TOKENIZERS_PARALLELISM": "false",
+}
 cores = f"2-{ncpu - 1}"
 # at most MAX_PROCS at once (18 at once were too slow to finish any dataset but medline in 320 s)
 queue = [(name, seed) for seed in SEEDS for name in DATASETS]
@@ -223,8 +274,21 @@ def launch(name: str, seed: int) -> None:
     )
 
 
+if os.environ.get("BOOTSTRAP"):
+    procs[("bootstrap", 0)] = subprocess.Popen(
+        [
+            *(["taskset", "-c", cores] if ncpu >= 4 else []),
+            sys.executable,
+            __file__,
+            "bootstrap",
+            os.environ["BOOTSTRAP"],
+        ],
+        env=bench_env,
+        stdout=open("/tmp/bench/bootstrap.log", "w"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
 while time.time() < deadline and (queue or any(p.poll() is None for p in procs.values())):
-    while queue and sum(p.poll() is None for p in procs.values()) < max_procs:
+    while queue and sum(p.poll() is None for k, p in procs.items() if k[0] != "bootstrap") < max_procs:
         launch(*queue.pop(0))
     time.sleep(5)
 for key in queue:

@@ -175,6 +175,37 @@ class RetrievalDataset:
             self.subset([q for q in order if q in held], name=f"{self.name}:held-out"),
         )
 
+    def folds(self, k: int = 5, seed: int = 0) -> list[tuple[RetrievalDataset, RetrievalDataset]]:
+        """Split judged queries into ``k`` seeded folds: ``[(rest, held-out), ...]``, each query held out once.
+
+        Used for cross-fitted model selection (every train query validates exactly one model); the corpus is
+        shared. ``k`` is capped at the number of judged queries.
+
+        Example:
+            >>> ds = RetrievalDataset(corpus={"d": ("", "x")}, queries={f"q{i}": "x" for i in range(5)},
+            ...                       qrels={f"q{i}": {"d": 1} for i in range(5)})
+            >>> [(len(rest.queries), len(held.queries)) for rest, held in ds.folds(2)]
+            [(2, 3), (3, 2)]
+        """
+        qids = sorted(self.judged_query_ids)
+        if k < 2 or len(qids) < 2:
+            raise DatasetError(
+                f"folds(k={k}) needs k >= 2 and 2 or more judged queries (dataset {self.name!r} has {len(qids)})."
+            )
+        k = min(k, len(qids))
+        random.Random(seed).shuffle(qids)
+        order = self.judged_query_ids
+        out = []
+        for i in range(k):
+            held = set(qids[i::k])
+            out.append(
+                (
+                    self.subset([q for q in order if q not in held], name=f"{self.name}:rest{i}"),
+                    self.subset([q for q in order if q in held], name=f"{self.name}:fold{i}"),
+                )
+            )
+        return out
+
     def with_corpus(self, corpus: Mapping[str, tuple[str, str]]) -> RetrievalDataset:
         """The same queries and judgments over another corpus (e.g. after documents changed)."""
         return RetrievalDataset(

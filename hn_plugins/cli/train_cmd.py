@@ -45,9 +45,16 @@ def run(args: argparse.Namespace) -> int:
         output_dir=args.out,
         max_length=args.max_length,
         resume=args.resume,
+        selection=args.selection,
+        folds=args.folds,
+    )
+    how = (
+        f"pooled over {args.folds} folds, one row per epoch count"
+        if args.selection == "cross-fit"
+        else "held-out"
     )
     sys.stdout.write(
-        f"Validation curve ({result.metrics['validation_queries']} held-out train queries, "
+        f"Validation curve ({result.metrics['validation_queries']} {how} train queries, "
         f"BM25 first stage MRR@10 {result.metrics['validation_first_stage_mrr@10']:.4f}):\n"
     )
     sys.stdout.write(result.format_curve() + "\n")
@@ -145,5 +152,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--drop-empty", action="store_true", help="drop documents without text (and their qrels)"
     )
+    parser.add_argument(
+        "--selection",
+        choices=["holdout", "cross-fit"],
+        default="holdout",
+        help="how the epochs and the fusion weight are chosen: on a hold-out of the train queries (default), or "
+        "cross-fitted over --folds folds (every train query validates; folds + 1 trainings)",
+    )
+    parser.add_argument("--folds", type=int, default=5, help="folds for --selection cross-fit (default: 5)")
     parser.add_argument("--json", type=Path, default=None, help="also write the curve and metrics as JSON")
     parser.set_defaults(func=run)

@@ -201,6 +201,8 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
         first_stage_scores: ``{query_id: [score, ...]}``, aligned with ``candidates``, for
             :meth:`choose_fusion`; kept from BM25 when ``candidates`` is ``None``.
         first_stage_name: what produced the candidates (stored with the fusion weight; ``bm25`` when computed here).
+        record_scores: keep every call's candidate scores in :attr:`recorded` (``{"epoch", "step", "scores"}``),
+            for selection across several evaluators (cross-fitting).
 
     Example:
         >>> from hn_plugins.data import RetrievalDataset
@@ -224,8 +226,11 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
         write_csv: bool = True,
         first_stage_scores: Mapping[str, Sequence[float]] | None = None,
         first_stage_name: str = "given",
+        record_scores: bool = False,
     ) -> None:
         super().__init__()
+        self.record_scores = record_scores
+        self.recorded: list[dict[str, Any]] = []
         queries = dataset.judged_query_ids
         if not queries:
             raise DatasetError(
@@ -327,7 +332,13 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
         epoch: float = -1,
         steps: int = -1,
     ) -> dict[str, float]:
-        ranked = self.rerank(model)
+        scores = self.scores(model)
+        if self.record_scores:
+            self.recorded.append({"epoch": float(epoch), "step": int(steps), "scores": scores})
+        ranked = {
+            q: [self.candidates[q][i] for i in np.argsort(-s, kind="stable")]
+            for q, s in zip(self.query_ids, scores, strict=True)
+        }
         mrr10 = {q: mrr_at_k(ranked[q], self.dataset.positives(q), 10) for q in self.query_ids}
         mrr3 = {q: mrr_at_k(ranked[q], self.dataset.positives(q), 3) for q in self.query_ids}
         self.per_query = mrr10

@@ -9,6 +9,7 @@ checkpoint, and writes a folder that plain ``CrossEncoder(path)`` / ``SentenceTr
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from hn_plugins.training.model_folder import (
     work_dir_for,
     write_marker_and_card,
 )
+from hn_plugins.training.selection import CrossFitDecision, choose_by_cross_fitting
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +50,6 @@ __all__ = [
     "seed_everything",
     "trained_reranker_from_folder",
 ]
-
-_METRIC = "validation_mrr@10"
 
 
 @dataclass
@@ -221,6 +221,185 @@ def build_training_rows(
     return rows, stats
 
 
+@dataclass
+class _Fit:
+    """One training run's model and what the folder's marker needs to say about it."""
+
+    model: Any
+    history: list[dict[str, float]]
+    stats: dict[str, int]
+    loss_module: Any
+    row_format: str
+    base_info: dict[str, Any]
+    rows: int
+    steps: int
+    total_steps: int
+    steps_per_epoch: int
+    train_seconds: float
+    rows_per_second: float
+
+
+def _fit(
+    *,
+    result: MiningResult,
+    train_part: RetrievalDataset,
+    evaluator: RerankingMRREvaluator | None,
+    base_model: str | os.PathLike[str],
+    kind: Literal["cross", "bi"],
+    loss: str,
+    margin: float | None,
+    num_negatives: int | None,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    max_length: int | None,
+    warmup_ratio: float,
+    work: Path,
+    resume: bool,
+    eval_steps: int | None = None,
+    early_stopping_patience: int | None = None,
+    callbacks: Sequence[Any] | None = None,
+    device: str | None = None,
+    checkpoints: bool = True,
+) -> _Fit:
+    """Train ``base_model`` on ``result``'s records of ``train_part``'s queries (``epochs=0``: load it only).
+
+    With an ``evaluator`` the model is validated at the start and after every epoch (or ``eval_steps``) and the
+    best checkpoint is loaded at the end; without one it trains for exactly ``epochs`` epochs. ``checkpoints=False``
+    saves nothing during training (no resume, no best-checkpoint reload: the last weights are returned), for the
+    throw-away fold models of cross-fitting.
+    """
+    records, stats = _clean_records(result, train_part, num_negatives)
+    seed_everything(seed)
+    model, base_info = load_base_model(base_model, kind, max_length=max_length, device=device)
+    loss_module, row_format = build_loss(model, kind, loss, margin)
+    rows, row_stats = build_training_rows(records, train_part, row_format)
+    stats.update(row_stats)
+    if not rows:
+        raise DatasetError(
+            f"No training row: {stats['records']} record(s) for the training queries, "
+            f"{stats['records_without_negative']} without a negative. Mine with another selector or loss='in-batch'."
+        )
+    steps_per_epoch = max(1, -(-len(rows) // batch_size))
+    if epochs == 0:
+        return _Fit(
+            model, [], stats, loss_module, row_format, base_info, len(rows), 0, 0, steps_per_epoch, 0.0, 0.0
+        )
+    from datasets import Dataset
+
+    train_rows = Dataset.from_list(rows)
+    has_checkpoint = work.is_dir() and any(work.glob("checkpoint-*"))
+    if work.exists() and not (resume and has_checkpoint):
+        logger.info("Removing the scratch folder %s of an earlier run (resume=%s).", work, resume)
+        shutil.rmtree(work)
+    if resume and not has_checkpoint:
+        logger.info("resume=True but no checkpoint in %s: training from the start.", work)
+    total_steps = steps_per_epoch * epochs
+    strategy = "steps" if eval_steps else "epoch"
+    common: dict[str, Any] = dict(
+        output_dir=str(work),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        learning_rate=lr,
+        warmup_steps=int(warmup_ratio * total_steps),
+        seed=seed,
+        data_seed=seed,
+        save_strategy=strategy,
+        save_total_limit=2,
+        logging_steps=max(1, min(50, steps_per_epoch)),
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=device == "cpu",
+    )
+    if evaluator is not None:
+        common.update(
+            eval_strategy=strategy,
+            eval_on_start=True,
+            load_best_model_at_end=checkpoints,
+            metric_for_best_model=f"eval_{evaluator.name}_mrr@10",
+            greater_is_better=True,
+        )
+    else:
+        common.update(eval_strategy="no", save_total_limit=1)
+    if eval_steps:
+        common.update(eval_steps=eval_steps, save_steps=eval_steps)
+    if not checkpoints:
+        common.update(save_strategy="no")
+    from transformers import EarlyStoppingCallback
+
+    cbs = list(callbacks or [])
+    if early_stopping_patience is not None and evaluator is not None:
+        cbs.append(EarlyStoppingCallback(early_stopping_patience=early_stopping_patience))
+    if kind == "cross":
+        from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+
+        args = CrossEncoderTrainingArguments(**common)
+        trainer_cls: Any = CrossEncoderTrainer
+    else:
+        from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+        from sentence_transformers.base.sampler import BatchSamplers
+
+        args = SentenceTransformerTrainingArguments(
+            **common,
+            batch_sampler=BatchSamplers.NO_DUPLICATES if loss == "in-batch" else BatchSamplers.BATCH_SAMPLER,
+        )
+        trainer_cls = SentenceTransformerTrainer
+    trainer = trainer_cls(
+        model=model, args=args, train_dataset=train_rows, loss=loss_module, evaluator=evaluator, callbacks=cbs
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    # PrinterCallback prints raw log dicts to stdout; the evaluator already logs the validation curve
+    trainer.remove_callback(PrinterCallback)
+    logger.info(
+        "Training %s reranker from %s: %d rows (%s), %d steps/epoch, %s %d epochs; %s.",
+        kind,
+        base_info["path"],
+        len(train_rows),
+        row_format,
+        steps_per_epoch,
+        "up to" if evaluator is not None else "exactly",
+        epochs,
+        f"validation: {len(evaluator.query_ids)} queries, BM25 top-{evaluator.top_k} (first-stage MRR@10 "
+        f"{evaluator.first_stage['mrr@10']:.4f})"
+        if evaluator is not None
+        else "no validation (chosen beforehand)",
+    )
+    train_started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=True if (resume and has_checkpoint) else None)
+    train_seconds = time.perf_counter() - train_started
+    history: list[dict[str, float]] = []
+    if evaluator is not None:
+        key = f"eval_{evaluator.name}_mrr@10"
+        dedup: dict[int, dict[str, float]] = {}
+        for h in trainer.state.log_history:  # a resumed run repeats nothing, but keep the last value per step
+            if key in h:
+                dedup[int(h["step"])] = {
+                    "epoch": float(h.get("epoch", 0.0)),
+                    "step": int(h["step"]),
+                    "mrr@3": float(h[f"eval_{evaluator.name}_mrr@3"]),
+                    "mrr@10": float(h[key]),
+                }
+        history = [dedup[s] for s in sorted(dedup)]
+    return _Fit(
+        model=trainer.model,
+        history=history,
+        stats=stats,
+        loss_module=loss_module,
+        row_format=row_format,
+        base_info=base_info,
+        rows=len(train_rows),
+        steps=int(trainer.state.global_step),
+        total_steps=total_steps,
+        steps_per_epoch=steps_per_epoch,
+        train_seconds=train_seconds,
+        rows_per_second=float(output.metrics.get("train_samples_per_second", 0.0)),
+    )
+
+
 def fine_tune_reranker(
     triplets: MiningResult | str | os.PathLike[str],
     dataset: RetrievalDataset,
@@ -249,6 +428,8 @@ def fine_tune_reranker(
     callbacks: Sequence[Any] | None = None,
     device: str | None = None,
     choose_fusion: bool = True,
+    selection: Literal["holdout", "cross-fit"] = "holdout",
+    folds: int = 5,
 ) -> TrainedReranker:
     """Fine-tune a reranker on mined negatives and keep the checkpoint with the best validation MRR@10.
 
@@ -287,6 +468,13 @@ def fine_tune_reranker(
         choose_fusion: after training, choose on the validation queries the weight that mixes the reranker's
             scores with BM25's (:mod:`hn_plugins.fusion`) and store it in ``hn_reranker.json``; rerankers loaded
             from the folder apply it when first-stage scores are given. Needs BM25 validation candidates.
+        selection: ``"holdout"``: validate on ``validation_fraction`` of the train queries (or ``eval_dataset``),
+            keep the best checkpoint. ``"cross-fit"``: train one model per fold of the train queries (``folds``),
+            pool every fold's held-out scores after each epoch, choose the number of epochs (0: the starting
+            model) and the fusion weight on all train queries at once (:mod:`hn_plugins.training.selection`), then
+            train the final model on all train queries for that many epochs; ``folds + 1`` trainings, for small
+            train splits where a 20% hold-out is a handful of queries. ``resume`` applies to the final training.
+        folds: number of folds for ``selection="cross-fit"``.
 
     Returns:
         :class:`TrainedReranker` with the folder, the validation curve and the metrics.
@@ -325,160 +513,168 @@ def fine_tune_reranker(
     result = _load_triplets(triplets)
     result.check_ids(dataset)
 
-    # 1. validation queries come from the train split, never from the test split
-    if eval_dataset is None:
-        train_part, validation = dataset.split(validation_fraction, seed)
-    else:
-        train_part, validation = dataset, eval_dataset
-        overlap = set(train_part.judged_query_ids) & set(eval_dataset.judged_query_ids)
-        if overlap:
-            logger.warning(
-                "eval_dataset shares %d query id(s) with the training data; validation will be optimistic.",
-                len(overlap),
-            )
-    records, stats = _clean_records(result, train_part, num_negatives)
-    if eval_dataset is None:
-        stats["records_validation_queries"] = stats.pop("records_other_queries")
-
-    # 2. model, loss, rows (all deterministic for the seed)
-    seed_everything(seed)
-    model, base_info = load_base_model(base_model, kind, max_length=max_length, device=device)
-    loss_module, row_format = build_loss(model, kind, loss, margin)
-    rows, row_stats = build_training_rows(records, train_part, row_format)
-    stats.update(row_stats)
-    if not rows:
-        raise DatasetError(
-            f"No training row: {stats['records']} record(s) for the training queries, "
-            f"{stats['records_without_negative']} without a negative. Mine with another selector or loss='in-batch'."
+    if selection not in ("holdout", "cross-fit"):
+        raise TrainingError(f"selection must be 'holdout' or 'cross-fit', got {selection!r}.")
+    if selection == "cross-fit" and eval_dataset is not None:
+        raise TrainingError(
+            "selection='cross-fit' validates on folds of `dataset`'s own queries; drop eval_dataset, or use "
+            "selection='holdout' to validate on it."
         )
-    from datasets import Dataset
-
-    train_rows = Dataset.from_list(rows)
-
-    # without given candidates the evaluator retrieves BM25's top-k itself and keeps the scores for fusion
-    evaluator = RerankingMRREvaluator(
-        validation,
-        candidates=validation_candidates,
-        top_k=first_stage_top_k,
-        name="validation",
-        batch_size=max(32, batch_size),
-    )
-
-    # 3. trainer
     work = work_dir_for(out)
-    has_checkpoint = work.is_dir() and any(work.glob("checkpoint-*"))
-    if work.exists() and not (resume and has_checkpoint):
-        logger.info("Removing the scratch folder %s of an earlier run (resume=%s).", work, resume)
-        shutil.rmtree(work)
-    if resume and not has_checkpoint:
-        logger.info("resume=True but no checkpoint in %s: training from the start.", work)
-    steps_per_epoch = max(1, -(-len(train_rows) // batch_size))
-    total_steps = steps_per_epoch * epochs
-    strategy = "steps" if eval_steps else "epoch"
-    common = dict(
-        output_dir=str(work),
-        num_train_epochs=epochs,
-        per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size,
-        learning_rate=lr,
-        warmup_steps=int(warmup_ratio * total_steps),
+    setup = dict(
+        result=result,
+        base_model=base_model,
+        kind=kind,
+        loss=loss,
+        margin=margin,
+        num_negatives=num_negatives,
+        lr=lr,
+        batch_size=batch_size,
         seed=seed,
-        data_seed=seed,
-        eval_strategy=strategy,
-        save_strategy=strategy,
-        eval_on_start=True,
-        load_best_model_at_end=True,
-        metric_for_best_model=f"eval_{_METRIC}",
-        greater_is_better=True,
-        save_total_limit=2,
-        logging_steps=max(1, min(50, steps_per_epoch)),
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=device == "cpu",
+        max_length=max_length,
+        warmup_ratio=warmup_ratio,
+        callbacks=callbacks,
+        device=device,
     )
-    if eval_steps:
-        common.update(eval_steps=eval_steps, save_steps=eval_steps)
-    from transformers import EarlyStoppingCallback
-
-    cbs = list(callbacks or [])
-    if early_stopping_patience is not None:
-        cbs.append(EarlyStoppingCallback(early_stopping_patience=early_stopping_patience))
-    if kind == "cross":
-        from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
-
-        args = CrossEncoderTrainingArguments(**common)
-        trainer_cls: Any = CrossEncoderTrainer
+    decision: CrossFitDecision | None = None
+    if selection == "cross-fit":
+        # 1. one model per fold of the train queries; every train query validates exactly one of them
+        fold_evaluators = []
+        fold_seconds = 0.0
+        for i, (rest, held) in enumerate(dataset.folds(folds, seed)):
+            evaluator = RerankingMRREvaluator(
+                held,
+                candidates=validation_candidates,
+                top_k=first_stage_top_k,
+                name=f"fold{i}",
+                batch_size=max(32, batch_size),
+                write_csv=False,
+                record_scores=True,
+            )
+            logger.info(
+                "Cross-fitting fold %d/%d: %d held-out queries.", i + 1, folds, len(evaluator.query_ids)
+            )
+            fold_fit = _fit(
+                train_part=rest,
+                evaluator=evaluator,
+                epochs=epochs,
+                eval_steps=None,
+                early_stopping_patience=None,
+                work=work.parent / f"{work.name}-fold{i}",
+                resume=False,
+                checkpoints=False,
+                **setup,
+            )
+            fold_seconds += fold_fit.train_seconds
+            shutil.rmtree(work.parent / f"{work.name}-fold{i}", ignore_errors=True)
+            del fold_fit
+            gc.collect()
+            fold_evaluators.append(evaluator)
+        decision = choose_by_cross_fitting(fold_evaluators, fuse=choose_fusion)
+        # 2. the final model: all train queries, the chosen number of epochs (none: the starting model)
+        if decision.epochs == 0:
+            fit = _fit(train_part=dataset, evaluator=None, epochs=0, work=work, resume=False, **setup)
+        else:
+            fit = _fit(
+                train_part=dataset,
+                evaluator=None,
+                epochs=decision.epochs,
+                eval_steps=None,
+                early_stopping_patience=None,
+                work=work,
+                resume=resume,
+                **setup,
+            )
+        model = fit.model
+        stats = fit.stats
+        stats["records_validation_queries"] = 0
+        steps_per_epoch = fit.steps_per_epoch
+        history = [
+            {
+                "epoch": float(c["epochs"]),
+                "step": int(c["epochs"] * steps_per_epoch),
+                "mrr@3": c["mrr@3"],
+                "mrr@10": c["mrr@10"],
+                **({"mrr@10_fused": c["mrr@10_fused"]} if c["mrr@10_fused"] is not None else {}),
+            }
+            for c in decision.curve
+        ]
+        selected = "base" if decision.epochs == 0 else "final"
+        selected_step = int(decision.epochs * steps_per_epoch)
+        fusion = decision.fusion
+        n_val = decision.queries
+        val_top_k = max(ev.top_k for ev in fold_evaluators)
+        val_first_stage = sum(ev.first_stage["mrr@10"] * len(ev.query_ids) for ev in fold_evaluators) / n_val
+        start = history[0]
+        train_seconds = fold_seconds + fit.train_seconds
+        stopped_early = False
+        validation_source = f"cross-fit: {decision.folds} folds of the train queries"
     else:
-        from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-        from sentence_transformers.base.sampler import BatchSamplers
-
-        args = SentenceTransformerTrainingArguments(
-            **common,
-            batch_sampler=BatchSamplers.NO_DUPLICATES if loss == "in-batch" else BatchSamplers.BATCH_SAMPLER,
+        # 1. validation queries come from the train split, never from the test split
+        if eval_dataset is None:
+            train_part, validation = dataset.split(validation_fraction, seed)
+        else:
+            train_part, validation = dataset, eval_dataset
+            overlap = set(train_part.judged_query_ids) & set(eval_dataset.judged_query_ids)
+            if overlap:
+                logger.warning(
+                    "eval_dataset shares %d query id(s) with the training data; validation will be optimistic.",
+                    len(overlap),
+                )
+        # without given candidates the evaluator retrieves BM25's top-k itself and keeps the scores for fusion
+        evaluator = RerankingMRREvaluator(
+            validation,
+            candidates=validation_candidates,
+            top_k=first_stage_top_k,
+            name="validation",
+            batch_size=max(32, batch_size),
         )
-        trainer_cls = SentenceTransformerTrainer
-    trainer = trainer_cls(
-        model=model, args=args, train_dataset=train_rows, loss=loss_module, evaluator=evaluator, callbacks=cbs
-    )
-    from transformers.trainer_callback import PrinterCallback
-
-    # PrinterCallback prints raw log dicts to stdout; the evaluator already logs the validation curve
-    trainer.remove_callback(PrinterCallback)
-    logger.info(
-        "Training %s reranker from %s: %d rows (%s), %d steps/epoch, up to %d epochs; validation: %d queries, "
-        "BM25 top-%d (first-stage MRR@10 %.4f).",
-        kind,
-        base_info["path"],
-        len(train_rows),
-        row_format,
-        steps_per_epoch,
-        epochs,
-        len(evaluator.query_ids),
-        evaluator.top_k,
-        evaluator.first_stage["mrr@10"],
-    )
-    train_started = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=True if (resume and has_checkpoint) else None)
-    train_seconds = time.perf_counter() - train_started
-
-    # 4. the validation curve and the model to keep
-    history = [
-        {
-            "epoch": float(h.get("epoch", 0.0)),
-            "step": int(h["step"]),
-            "mrr@3": float(h["eval_validation_mrr@3"]),
-            "mrr@10": float(h[f"eval_{_METRIC}"]),
-        }
-        for h in trainer.state.log_history
-        if f"eval_{_METRIC}" in h
-    ]
-    dedup: dict[int, dict[str, float]] = {}
-    for h in history:  # a resumed run repeats nothing, but keep the last value per step to be safe
-        dedup[h["step"]] = h
-    history = [dedup[s] for s in sorted(dedup)]
-    start = next((h for h in history if h["step"] == 0), None)
-    trained = [h for h in history if h["step"] > 0]
-    best_trained = max(trained, key=lambda h: h["mrr@10"], default=None)
-    selected_step = int(best_trained["step"]) if best_trained else 0
-    selected = "checkpoint"
-    if (
-        keep_base_if_better
-        and start is not None
-        and (best_trained is None or best_trained["mrr@10"] < start["mrr@10"])
-    ):
-        logger.warning(
-            "No checkpoint beat the starting model on validation (MRR@10 %.4f vs best %.4f): keeping the "
-            "starting model (keep_base_if_better=True).",
-            start["mrr@10"],
-            best_trained["mrr@10"] if best_trained else float("nan"),
+        # 2. train with validation after every epoch (or eval_steps), early stopping, best checkpoint loaded
+        fit = _fit(
+            train_part=train_part,
+            evaluator=evaluator,
+            epochs=epochs,
+            eval_steps=eval_steps,
+            early_stopping_patience=early_stopping_patience,
+            work=work,
+            resume=resume,
+            **setup,
         )
-        seed_everything(seed)  # the same start as the one validated at step 0 (an untrained head is seeded)
-        model, _ = load_base_model(base_model, kind, max_length=max_length, device=device)
-        selected, selected_step = "base", 0
-    else:
-        model = trainer.model
-    fusion = evaluator.choose_fusion(model) if choose_fusion else None
+        stats = fit.stats
+        if eval_dataset is None:
+            stats["records_validation_queries"] = stats.pop("records_other_queries")
+        history = fit.history
+        start = next((h for h in history if h["step"] == 0), None)
+        trained = [h for h in history if h["step"] > 0]
+        best_trained = max(trained, key=lambda h: h["mrr@10"], default=None)
+        selected_step = int(best_trained["step"]) if best_trained else 0
+        selected = "checkpoint"
+        if (
+            keep_base_if_better
+            and start is not None
+            and (best_trained is None or best_trained["mrr@10"] < start["mrr@10"])
+        ):
+            logger.warning(
+                "No checkpoint beat the starting model on validation (MRR@10 %.4f vs best %.4f): keeping the "
+                "starting model (keep_base_if_better=True).",
+                start["mrr@10"],
+                best_trained["mrr@10"] if best_trained else float("nan"),
+            )
+            seed_everything(
+                seed
+            )  # the same start as the one validated at step 0 (an untrained head is seeded)
+            model, _ = load_base_model(base_model, kind, max_length=max_length, device=device)
+            selected, selected_step = "base", 0
+        else:
+            model = fit.model
+        fusion = evaluator.choose_fusion(model) if choose_fusion else None
+        n_val = len(evaluator.query_ids)
+        val_top_k = evaluator.top_k
+        val_first_stage = evaluator.first_stage["mrr@10"]
+        train_seconds = fit.train_seconds
+        stopped_early = bool(fit.steps < fit.total_steps)
+        validation_source = "eval_dataset" if eval_dataset is not None else "held-out train queries"
+    loss_module, row_format, base_info = fit.loss_module, fit.row_format, fit.base_info
 
     metrics: dict[str, Any] = {
         "validation_mrr@10_start": start["mrr@10"] if start else None,
@@ -486,19 +682,20 @@ def fine_tune_reranker(
         "validation_mrr@10_selected": next(
             (h["mrr@10"] for h in history if h["step"] == selected_step), None
         ),
-        "validation_first_stage_mrr@10": evaluator.first_stage["mrr@10"],
-        "validation_queries": len(evaluator.query_ids),
+        "validation_first_stage_mrr@10": val_first_stage,
+        "validation_queries": n_val,
+        "selection": selection,
         "selected": selected,
         "selected_step": selected_step,
-        "steps": int(trainer.state.global_step),
-        "stopped_early": bool(trainer.state.global_step < total_steps),
-        "train_rows": len(train_rows),
+        "steps": fit.steps,
+        "stopped_early": stopped_early,
+        "train_rows": fit.rows,
         "train_seconds": round(train_seconds, 1),
-        "train_rows_per_second_with_validation": round(
-            float(output.metrics.get("train_samples_per_second", 0.0)), 2
-        ),
+        "train_rows_per_second_with_validation": round(fit.rows_per_second, 2),
         **stats,
     }
+    if decision is not None:
+        metrics["cross_fit"] = {"folds": decision.folds, "epochs": decision.epochs, "curve": decision.curve}
 
     # 5. write the folder next to the target, then swap it in
     staging = out.parent / f".{out.name}.new"
@@ -517,7 +714,11 @@ def fine_tune_reranker(
         "warmup_ratio": warmup_ratio,
         "early_stopping_patience": early_stopping_patience,
         "eval_steps": eval_steps,
-        "validation_fraction": None if eval_dataset is not None else validation_fraction,
+        "validation_fraction": None
+        if eval_dataset is not None or selection == "cross-fit"
+        else validation_fraction,
+        "selection": selection,
+        "folds": folds if selection == "cross-fit" else None,
         "first_stage_top_k": first_stage_top_k,
     }
     marker = {
@@ -537,7 +738,7 @@ def fine_tune_reranker(
         "row_format": row_format,
         "hyperparameters": hyper,
         "validation": {
-            "source": "eval_dataset" if eval_dataset is not None else "held-out train queries",
+            "source": validation_source,
             "first_stage": "bm25" if validation_candidates is None else "given",
         },
         "validation_curve": history,
@@ -553,11 +754,10 @@ def fine_tune_reranker(
         + (" (head untrained at the start)" if base_info.get("head") == "untrained" else ""),
         f"- loss: `{loss}` ({type(loss_module).__name__}, {json.dumps(marker['loss_config'])})",
         f"- hyper-parameters: `{json.dumps(hyper)}`",
-        f"- training rows: {len(train_rows)} ({row_format}); negatives dropped as positives/excluded: "
+        f"- training rows: {fit.rows} ({row_format}); negatives dropped as positives/excluded: "
         f"{stats['negatives_dropped_never_negative']}",
-        f"- validation: {len(evaluator.query_ids)} {marker['validation']['source']}, reranking BM25 top-"
-        f"{evaluator.top_k} (first stage MRR@10 {evaluator.first_stage['mrr@10']:.4f}); kept: {selected} "
-        f"(step {selected_step})",
+        f"- validation: {n_val} queries ({validation_source}), reranking BM25 top-{val_top_k} (first stage MRR@10 "
+        f"{val_first_stage:.4f}); kept: {selected} (step {selected_step})",
     ]
     if fusion is not None and fusion.validation:
         card.append(
@@ -567,7 +767,8 @@ def fine_tune_reranker(
         )
     card += [
         "",
-        "Validation curve (MRR@10 on the held-out queries; step 0 = the starting model):",
+        "Validation curve (MRR@10 on the held-out queries; step 0 = the starting model"
+        + ("; pooled over the folds, one row per epoch count):" if decision is not None else "):"),
         "",
         "```",
         format_curve(history, selected_step),

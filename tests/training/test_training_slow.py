@@ -161,3 +161,34 @@ def test_bootstrap_improves_on_its_start_and_reports_the_teacher(
     assert 0.0 < result.teacher_mrr10 <= 1.0
     assert result.metrics["teacher_mrr@10"] == result.teacher_mrr10
     assert result.reached_teacher == (result.student_mrr10 >= result.teacher_mrr10)
+
+
+def test_cross_fit_selection_trains_folds_then_the_chosen_epochs(tmp_path, tiny, minilm):
+    """selection="cross-fit": one model per fold, pooled held-out curve, final model trained for the chosen epochs."""
+    from sentence_transformers import SentenceTransformer
+
+    from hn_plugins.reranker import folder_fusion
+
+    settings = dict(eval_dataset=None, validation_candidates=None, selection="cross-fit", folds=2, epochs=2)
+    first = _train(tiny, tmp_path / "cf-a", "bi", **settings)
+    second = _train(tiny, tmp_path / "cf-b", "bi", **settings)
+    assert _digest(first.path) == _digest(second.path)  # deterministic for the seed
+    cf = first.metrics["cross_fit"]
+    assert cf["folds"] == 2 and [c["epochs"] for c in cf["curve"]] == [0, 1, 2]
+    assert first.metrics["validation_queries"] == len(tiny["train"].judged_query_ids)  # every query validates
+    fused = [c["mrr@10_fused"] for c in cf["curve"]]
+    assert cf["epochs"] == fused.index(max(fused))  # the best pooled epoch count, earliest on ties
+    assert (
+        first.fusion is not None and folder_fusion(first.path).weight == cf["curve"][cf["epochs"]]["weight"]
+    )
+    kept = SentenceTransformer(str(first.path))
+    text = ["pressure distribution on a slender body"]
+    start, final = (
+        minilm.encode(text, normalize_embeddings=True)[0],
+        kept.encode(text, normalize_embeddings=True)[0],
+    )
+    same_as_base = float(start @ final) > 0.999999
+    assert same_as_base == (cf["epochs"] == 0)  # 0 epochs keeps the starting model, otherwise it trained
+    steps_per_epoch = -(-first.metrics["train_rows"] // 8)
+    assert first.metrics["steps"] == cf["epochs"] * steps_per_epoch  # the final run trained on all rows
+    assert not list(tmp_path.glob(".cf-a.training*"))  # fold scratch folders are removed

@@ -1,0 +1,62 @@
+"""Reduced CPU run of ``hn benchmark`` (one process, a few rows, shorter texts) for a 2-core machine.
+
+Usage::
+
+    python benchmarks/run_cpu_benchmark.py ../shared/data/cranfield /tmp/exp/cpu_cran \
+        --strategies none,zero-shot,in-batch,paper,default --seeds 0 --max-length 128
+
+Prints one ``RESULT`` line per row and the quality-bar verdict; the report folder is what ``hn benchmark`` writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+QUIET = (
+    "httpx",
+    "sentence_transformers",
+    "transformers",
+    "bm25s",
+    "datasets",
+    "hn_plugins.mining.selectors",
+    "hn_plugins.embedders",
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", help="BEIR dataset folder")
+    parser.add_argument("out", help="report folder")
+    parser.add_argument("--strategies", default="none,zero-shot,in-batch,paper,default")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    parser.add_argument("--max-length", type=int, default=128, help="tokens per text (default: 128)")
+    parser.add_argument("--cache-dir", default=None, help="embedding cache (default: OUT/cache)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import transformers
+
+    from hn_evaluation.benchmark import run_benchmark
+
+    transformers.logging.set_verbosity_error()
+    report = run_benchmark(
+        args.data,
+        args.strategies.split(","),
+        [int(s) for s in args.seeds.split(",")],
+        args.out,
+        kind="bi",
+        max_length=args.max_length,
+        cache_dir=args.cache_dir,
+    )
+    for row, values in report["rows"].items():
+        sys.stdout.write(f"RESULT {row} {json.dumps({m: round(x['mean'], 4) for m, x in values.items()})}\n")
+    sys.stdout.write(f"BAR {json.dumps(report['quality_bar'])}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

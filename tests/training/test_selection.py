@@ -1,0 +1,97 @@
+"""Cross-fitted selection: folds of the train queries, and the pooled choice of epochs and fusion weight."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hn_plugins.data import DatasetError
+from hn_plugins.training.evaluator import RerankingMRREvaluator, bm25_scored_candidates, mrr_at_k
+from hn_plugins.training.selection import choose_by_cross_fitting
+
+
+def test_folds_hold_out_every_judged_query_exactly_once(cranfield_train):
+    folds = cranfield_train.folds(5, seed=1)
+    judged = set(cranfield_train.judged_query_ids)
+    held = [set(h.judged_query_ids) for _, h in folds]
+    assert len(folds) == 5 and sorted(q for h in held for q in h) == sorted(judged)
+    for rest, h in zip((r for r, _ in folds), held, strict=True):
+        assert set(rest.judged_query_ids) == judged - h and rest.corpus is cranfield_train.corpus
+    assert max(map(len, held)) - min(map(len, held)) <= 1
+    assert [set(h.judged_query_ids) for _, h in cranfield_train.folds(5, seed=1)] == held  # seeded
+    assert [set(h.judged_query_ids) for _, h in cranfield_train.folds(5, seed=2)] != held
+    with pytest.raises(DatasetError, match="k >= 2"):
+        cranfield_train.folds(1)
+
+
+def _z(x):
+    x = np.asarray(x, dtype=float)
+    return (x - x.mean()) / x.std() if x.std() > 0 else np.zeros_like(x)
+
+
+def test_choice_matches_a_brute_force_over_epochs_and_weights(cranfield_train):
+    """Recorded fold scores (seeded noise around BM25 order) give the epoch/weight a brute force finds."""
+    rng = np.random.default_rng(0)
+    evaluators = []
+    for _, held in cranfield_train.folds(3, seed=0):
+        scored = bm25_scored_candidates(held, held.judged_query_ids, top_k=20)
+        ev = RerankingMRREvaluator(
+            held,
+            candidates={q: [d for d, _ in r] for q, r in scored.items()},
+            first_stage_scores={q: [s for _, s in r] for q, r in scored.items()},
+            first_stage_name="bm25",
+            write_csv=False,
+            record_scores=True,
+        )
+        for epoch in range(3):  # noise shrinks with epochs: later "checkpoints" find more positives
+            ev.recorded.append(
+                {
+                    "epoch": float(epoch),
+                    "step": epoch,
+                    "scores": [
+                        np.array([float(d in held.positives(q)) for d in ev.candidates[q]]) * epoch
+                        + rng.normal(size=len(ev.candidates[q]))
+                        for q in ev.query_ids
+                    ],
+                }
+            )
+        evaluators.append(ev)
+    decision = choose_by_cross_fitting(evaluators)
+
+    brute = {}
+    for epoch in range(3):
+        for w in [round(0.1 * i, 1) for i in range(11)]:
+            values = []
+            for ev in evaluators:
+                for q, s in zip(ev.query_ids, ev.recorded[epoch]["scores"], strict=True):
+                    fused = w * _z(s) + (1 - w) * _z(ev.first_stage_scores[q])
+                    ranked = [ev.candidates[q][i] for i in np.argsort(-fused, kind="stable")]
+                    values.append(mrr_at_k(ranked, ev.dataset.positives(q), 10))
+            brute[(epoch, w)] = float(np.mean(values))
+    best = max(brute.values())
+    assert decision.curve[decision.epochs]["mrr@10_fused"] == pytest.approx(best)
+    assert (decision.epochs, decision.fusion.weight) in {
+        k for k, v in brute.items() if v == pytest.approx(best)
+    }
+    assert decision.queries == len(cranfield_train.judged_query_ids) and decision.folds == 3
+    assert decision.fusion.validation["queries"] == decision.queries
+    for epoch in range(3):  # unfused pooled MRR@10 = the weight-1 brute force
+        assert decision.curve[epoch]["mrr@10"] == pytest.approx(brute[(epoch, 1.0)])
+    assert decision.epochs > 0  # the signal grows with epochs, so training beats the start here
+
+
+def test_ties_keep_the_starting_model_and_empty_records_are_refused(cranfield_train):
+    _, held = cranfield_train.folds(2)[0]
+    scored = bm25_scored_candidates(held, held.judged_query_ids, top_k=10)
+    ev = RerankingMRREvaluator(
+        held,
+        candidates={q: [d for d, _ in r] for q, r in scored.items()},
+        write_csv=False,
+        record_scores=True,
+    )
+    with pytest.raises(ValueError, match="recorded no scores"):
+        choose_by_cross_fitting([ev])
+    same = [np.arange(len(ev.candidates[q]), 0, -1, dtype=float) for q in ev.query_ids]
+    ev.recorded = [{"epoch": float(e), "step": e, "scores": same} for e in range(3)]
+    decision = choose_by_cross_fitting([ev])  # no first-stage scores: unfused choice
+    assert decision.epochs == 0 and decision.fusion is None
