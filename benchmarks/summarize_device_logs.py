@@ -1,0 +1,45 @@
+"""Summarise per-row results from the logs of benchmark processes stopped before they wrote report.json.
+
+``run_benchmark`` logs one line per finished row and seed (``hn_evaluation.benchmark <row> seed <n>: {...}``); a
+process killed by the device's time budget leaves those lines behind. This prints a Markdown table of test MRR@10
+(mean over the seeds that finished the row, and how many did) per dataset.
+
+Usage::
+
+    python benchmarks/summarize_device_logs.py benchmarks/results/device_partial_cross_fit
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+LINE = re.compile(r"hn_evaluation\.benchmark (\S+) seed (\d+): (\{.*?\})")
+NAME = re.compile(r"run\d+_(.+)-seed(\d+)\.log$")
+
+
+def summarize(folder: Path, metric: str = "mrr@10") -> str:
+    values: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for log in sorted(folder.glob("run*-seed*.log")):
+        match = NAME.search(log.name)
+        if match is None:
+            continue
+        dataset, seed = match.group(1), int(match.group(2))
+        for row, row_seed, metrics in LINE.findall(log.read_text(encoding="utf-8")):
+            if int(row_seed) == seed:
+                values[dataset][row][seed] = float(ast.literal_eval(metrics)[metric])
+    lines = []
+    for dataset, rows in sorted(values.items()):
+        lines += [f"### {dataset}", "", f"| row | {metric} (mean) | seeds finished |", "|---|---|---|"]
+        for row, by_seed in rows.items():
+            mean = sum(by_seed.values()) / len(by_seed)
+            lines.append(f"| {row} | {mean:.4f} | {','.join(map(str, sorted(by_seed)))} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(summarize(Path(sys.argv[1])) + "\n")
