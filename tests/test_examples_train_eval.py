@@ -1,6 +1,7 @@
 """The training and evaluation examples end to end on Medline: 02 mines and fine-tunes, 03 evaluates the folder.
 
-Marked ``slow``: example 02 mines with the real ensemble and fine-tunes all-MiniLM-L6-v2 for one epoch, example 03
+Marked ``slow``: example 02 mines with the real ensemble and fine-tunes all-MiniLM-L6-v2 for one epoch with
+cross-fitted selection (5 fold models + the final one), example 03
 reranks the BM25 top-100 of every Medline test query three or four times (several minutes on 2 cores).
 """
 
@@ -51,7 +52,9 @@ def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     if not (data / "qrels" / "train.tsv").is_file():
         pytest.skip("../shared/data/medline is not present")
     out = tmp_path_factory.mktemp("train")
-    stdout = _run("02_train_reranker.py", "--data", str(data), "--out", str(out), *QUICK)
+    stdout = _run(
+        "02_train_reranker.py", "--data", str(data), "--out", str(out), "--selection", "cross-fit", *QUICK
+    )
     return data, out / "model", stdout
 
 
@@ -61,7 +64,10 @@ def test_train_example_writes_a_model_folder_and_prints_the_curve(trained: tuple
     assert marker["kind"] == "bi"
     assert marker["hyperparameters"]["epochs"] == 1
     assert marker["hyperparameters"]["max_length"] == 64
-    assert "validation curve" in stdout
+    assert (
+        marker["hyperparameters"]["selection"] == "cross-fit" and marker["metrics"]["cross_fit"]["folds"] == 5
+    )
+    assert "validation curve" in stdout and "pooled over 5 folds" in stdout
     assert "val MRR@10" in stdout
     assert "fusion with the first stage" in stdout
     assert (model.parent / "paper.jsonl").is_file()

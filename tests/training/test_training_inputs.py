@@ -101,6 +101,20 @@ def test_bad_settings_are_refused_before_loading(tmp_path, small_records, cranfi
         fine_tune_reranker(result, cranfield_train, "all-MiniLM-L6-v2", loss="hinge", output_dir=tmp_path)
     with pytest.raises(TrainingError, match="kind must be"):
         fine_tune_reranker(result, cranfield_train, "all-MiniLM-L6-v2", kind="poly", output_dir=tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(TrainingError, match="selection must be"):
+        fine_tune_reranker(
+            result, cranfield_train, "all-MiniLM-L6-v2", selection="kfold", output_dir=tmp_path
+        )  # type: ignore[arg-type]
+    with pytest.raises(TrainingError, match="drop eval_dataset"):
+        fine_tune_reranker(
+            result,
+            cranfield_train,
+            "all-MiniLM-L6-v2",
+            selection="cross-fit",
+            eval_dataset=cranfield_train,
+            output_dir=tmp_path,
+        )
+    assert not any(tmp_path.iterdir())  # nothing written
 
 
 def test_base_model_checks(tmp_path, minilm):
@@ -209,9 +223,18 @@ def test_cli_registers_train_and_bootstrap():
             "in-batch",
             "--epochs",
             "2",
+            "--selection",
+            "cross-fit",
+            "--folds",
+            "3",
         ]
     )
     assert args.kind == "bi" and args.loss == "in-batch" and args.epochs == 2 and callable(args.func)
+    assert args.selection == "cross-fit" and args.folds == 3
+    assert (
+        parser.parse_args(["train", "t", "--data", "d", "--base-model", "m", "--out", "o"]).selection
+        == "holdout"
+    )
     args = parser.parse_args(["bootstrap", "d", "--teacher-models", "a,b", "--out", "o", "--pairs", "100"])
     assert args.teacher_models == "a,b" and args.pairs == 100 and callable(args.func)
 
