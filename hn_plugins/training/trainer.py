@@ -9,6 +9,7 @@ checkpoint, and writes a folder that plain ``CrossEncoder(path)`` / ``SentenceTr
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
@@ -536,21 +537,20 @@ def fine_tune_reranker(
         callbacks=callbacks,
         device=device,
     )
+    # without given candidates the evaluator retrieves BM25's top-k itself and keeps the scores for fusion
+    make_evaluator = functools.partial(
+        RerankingMRREvaluator,
+        candidates=validation_candidates,
+        top_k=first_stage_top_k,
+        batch_size=max(32, batch_size),
+    )
     decision: CrossFitDecision | None = None
     if selection == "cross-fit":
         # 1. one model per fold of the train queries; every train query validates exactly one of them
         fold_evaluators = []
         fold_seconds = 0.0
         for i, (rest, held) in enumerate(dataset.folds(folds, seed)):
-            evaluator = RerankingMRREvaluator(
-                held,
-                candidates=validation_candidates,
-                top_k=first_stage_top_k,
-                name=f"fold{i}",
-                batch_size=max(32, batch_size),
-                write_csv=False,
-                record_scores=True,
-            )
+            evaluator = make_evaluator(held, name=f"fold{i}", record_scores=True, write_csv=False)
             logger.info(
                 "Cross-fitting fold %d/%d: %d held-out queries.", i + 1, folds, len(evaluator.query_ids)
             )
@@ -621,14 +621,7 @@ def fine_tune_reranker(
                     "eval_dataset shares %d query id(s) with the training data; validation will be optimistic.",
                     len(overlap),
                 )
-        # without given candidates the evaluator retrieves BM25's top-k itself and keeps the scores for fusion
-        evaluator = RerankingMRREvaluator(
-            validation,
-            candidates=validation_candidates,
-            top_k=first_stage_top_k,
-            name="validation",
-            batch_size=max(32, batch_size),
-        )
+        evaluator = make_evaluator(validation, name="validation")
         # 2. train with validation after every epoch (or eval_steps), early stopping, best checkpoint loaded
         fit = _fit(
             train_part=train_part,

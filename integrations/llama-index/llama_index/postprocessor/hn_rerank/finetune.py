@@ -68,7 +68,8 @@ class HardNegativeFinetuneEngine:
         miner_kwargs: more :class:`hn_plugins.HardNegativeMiner` arguments (``sampling_strategy``,
             ``relative_margin``, ``index``, ...).
         train_kwargs: more :func:`hn_plugins.fine_tune_reranker` arguments (``margin``,
-            ``validation_fraction``, ``early_stopping_patience``, ``keep_base_if_better``, ...).
+            ``validation_fraction``, ``early_stopping_patience``, ``keep_base_if_better``, ``selection="cross-fit"``,
+            ...).
 
     Example:
         >>> engine = HardNegativeFinetuneEngine.from_index(  # doctest: +SKIP
