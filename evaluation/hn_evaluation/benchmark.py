@@ -1356,11 +1356,14 @@ def format_benchmark_markdown(report: Mapping[str, Any], digits: int = 3) -> str
     training = {n: s["training"] for n, s in strategies.items() if s.get("training")}
     if training:
         parts += [
-            "## Training (validation = held-out train queries)",
+            "## Training (validation on train queries, never test)",
             "",
-            "| strategy | seed | rows | steps | seconds | val MRR@10 start | val MRR@10 kept | kept | fusion weight |"
-            " val MRR@10 fused |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "`holdout`: 20% of the train queries held out; `cross-fit`: every train query, held out of one fold model"
+            " (the values are pooled over the folds; `final` = trained on all train queries for the chosen epochs).",
+            "",
+            "| strategy | seed | validation | rows | steps | seconds | val MRR@10 start | val MRR@10 kept | kept |"
+            " fusion weight | val MRR@10 fused |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for n, runs in training.items():
             for t in runs:
@@ -1368,7 +1371,8 @@ def format_benchmark_markdown(report: Mapping[str, Any], digits: int = 3) -> str
                 fusion = t.get("fusion") or {}
                 fused = (fusion.get("validation") or {}).get("mrr@10_fused")
                 parts.append(
-                    f"| {n} | {t['seed']} | {t.get('train_rows')} | {t.get('steps')} | {t.get('train_seconds')} | "
+                    f"| {n} | {t['seed']} | {t.get('selection') or 'holdout'} ({t.get('validation_queries', '?')} q) | "
+                    f"{t.get('train_rows')} | {t.get('steps')} | {t.get('train_seconds')} | "
                     f"{'–' if start is None else f'{start:.3f}'} | {'–' if kept is None else f'{kept:.3f}'} | "
                     f"{t.get('selected')} | {fusion.get('weight', '–')} | {'–' if fused is None else f'{fused:.3f}'} |"
                 )
