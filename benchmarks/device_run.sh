@@ -8,7 +8,8 @@ set -euo pipefail
 mkdir -p /tmp/payload /tmp/site /tmp/bench
 tar xzf .whl/payload.tar.gz -C /tmp/payload
 cp -r /tmp/payload/site/. /tmp/site/
-for w in .whl/wheels/*.whl; do python3 -m zipfile -e "$w" /tmp/site/; done  
+# wheels are zip files: unpack them (no pip and no index on the device)
+for w in .whl/wheels/*.whl; do python3 -m zipfile -e "$w" /tmp/site/; done
 export PYTHONPATH="/tmp/site:$PWD:$PWD/evaluation" HF_HUB_OFFLINE=1 JAX_PLATFORMS=cpu XLA_PYTHON_CLIENT_PREALLOCATE=false
 export OUT="${OUT:-/tmp/out}"
 mkdir -p "$OUT"
