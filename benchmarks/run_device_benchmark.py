@@ -31,6 +31,8 @@ import time
 import traceback
 from pathlib import Path
 
+from run_cpu_benchmark import QUIET  # benchmarks/ (this script's folder) is on sys.path
+
 START = time.time()
 OUT = Path(os.environ.get("OUT", "/tmp/out"))
 DATASETS = os.environ.get("DATASETS", "cranfield,python-docs-faq,cisi,medline,cacm,npl").split(",")
@@ -39,15 +41,7 @@ SEEDS = [int(s) for s in os.environ.get("SEEDS", "0,1,2").split(",")]
 SETTINGS = json.loads(os.environ.get("SETTINGS", "{}"))
 ROLE = sys.argv[1] if len(sys.argv) > 1 else "main"
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
-for n in (
-    "httpx",
-    "sentence_transformers",
-    "transformers",
-    "bm25s",
-    "datasets",
-    "hn_plugins.mining.selectors",
-    "hn_plugins.embedders",
-):
+for n in QUIET:
     logging.getLogger(n).setLevel(logging.WARNING)
 
 

@@ -105,9 +105,8 @@ def train_and_evaluate(
         model = load_sentence_transformer(path)
         model.max_seq_length = DEMO_MAX_LENGTH
         rerankers[name] = EmbeddedBiEncoderScorer(model, docs, queries, batch_size=64)
-    if (
-        trained.fusion is not None
-    ):  # what the adapters rank by: the reranker mixed with BM25 (weight from validation)
+    # what the adapters rank by: the reranker mixed with BM25 (weight from validation)
+    if trained.fusion is not None:
         rerankers["fine-tuned+fusion"] = FusedScorer(
             rerankers["fine-tuned"], trained.fusion, first_stage_scores_by_text(test, run)
         )

@@ -319,7 +319,10 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
 
     def rerank(self, model: Any) -> dict[str, list[str]]:
         """Candidates of every query, reordered by the model's scores (stable for ties)."""
-        scores = self.scores(model)
+        return self.order_by(self.scores(model))
+
+    def order_by(self, scores: Sequence[np.ndarray]) -> dict[str, list[str]]:
+        """Candidates of every query ordered by ``scores`` (one array per query, ``query_ids`` order; stable)."""
         return {
             q: [self.candidates[q][i] for i in np.argsort(-s, kind="stable")]
             for q, s in zip(self.query_ids, scores, strict=True)
@@ -335,10 +338,7 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
         scores = self.scores(model)
         if self.record_scores:
             self.recorded.append({"epoch": float(epoch), "step": int(steps), "scores": scores})
-        ranked = {
-            q: [self.candidates[q][i] for i in np.argsort(-s, kind="stable")]
-            for q, s in zip(self.query_ids, scores, strict=True)
-        }
+        ranked = self.order_by(scores)
         mrr10 = {q: mrr_at_k(ranked[q], self.dataset.positives(q), 10) for q in self.query_ids}
         mrr3 = {q: mrr_at_k(ranked[q], self.dataset.positives(q), 3) for q in self.query_ids}
         self.per_query = mrr10

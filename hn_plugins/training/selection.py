@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from hn_plugins.fusion import Normalization, ScoreFusion, choose_fusion_weight
+from hn_plugins.training.evaluator import mrr_at_k
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +49,6 @@ class CrossFitDecision:
     curve: list[dict[str, Any]] = field(default_factory=list)
     queries: int = 0
     folds: int = 0
-
-
-def _mrr(order: np.ndarray, relevant: np.ndarray, k: int) -> float:
-    hits = np.flatnonzero(relevant[order[:k]])
-    return 1.0 / (hits[0] + 1) if hits.size else 0.0
 
 
 def choose_by_cross_fitting(
@@ -102,19 +98,20 @@ def choose_by_cross_fitting(
     curve: list[dict[str, Any]] = []
     fusions: list[ScoreFusion | None] = []
     for i in range(min(counts)):
-        pooled = []
+        pooled, rr3, rr10 = [], [], []
         for ev in evaluators:
-            for q, s in zip(ev.query_ids, ev.recorded[i]["scores"], strict=True):
-                relevant = np.array([d in ev.dataset.positives(q) for d in ev.candidates[q]], dtype=bool)
+            scores = ev.recorded[i]["scores"]
+            ranked = ev.order_by(scores)
+            for q, s in zip(ev.query_ids, scores, strict=True):
+                positives = ev.dataset.positives(q)
+                rr3.append(mrr_at_k(ranked[q], positives, 3))
+                rr10.append(mrr_at_k(ranked[q], positives, 10))
                 first = ev.first_stage_scores[q] if ev.first_stage_scores is not None else None
-                pooled.append((np.asarray(s, dtype=float), first, relevant))
-        orders = [np.argsort(-s, kind="stable") for s, _, _ in pooled]
+                pooled.append((s, first, [d in positives for d in ev.candidates[q]]))
         entry: dict[str, Any] = {
             "epochs": i,
-            "mrr@3": float(np.mean([_mrr(o, rel, 3) for o, (_, _, rel) in zip(orders, pooled, strict=True)])),
-            "mrr@10": float(
-                np.mean([_mrr(o, rel, 10) for o, (_, _, rel) in zip(orders, pooled, strict=True)])
-            ),
+            "mrr@3": float(np.mean(rr3)),
+            "mrr@10": float(np.mean(rr10)),
             "mrr@10_fused": None,
             "weight": None,
         }

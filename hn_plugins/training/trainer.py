@@ -571,20 +571,10 @@ def fine_tune_reranker(
             gc.collect()
             fold_evaluators.append(evaluator)
         decision = choose_by_cross_fitting(fold_evaluators, fuse=choose_fusion)
-        # 2. the final model: all train queries, the chosen number of epochs (none: the starting model)
-        if decision.epochs == 0:
-            fit = _fit(train_part=dataset, evaluator=None, epochs=0, work=work, resume=False, **setup)
-        else:
-            fit = _fit(
-                train_part=dataset,
-                evaluator=None,
-                epochs=decision.epochs,
-                eval_steps=None,
-                early_stopping_patience=None,
-                work=work,
-                resume=resume,
-                **setup,
-            )
+        # 2. the final model: all train queries, the chosen number of epochs (0: the starting model, loaded only)
+        fit = _fit(
+            train_part=dataset, evaluator=None, epochs=decision.epochs, work=work, resume=resume, **setup
+        )
         model = fit.model
         stats = fit.stats
         stats["records_validation_queries"] = 0
@@ -653,9 +643,8 @@ def fine_tune_reranker(
                 start["mrr@10"],
                 best_trained["mrr@10"] if best_trained else float("nan"),
             )
-            seed_everything(
-                seed
-            )  # the same start as the one validated at step 0 (an untrained head is seeded)
+            # the same start as the one validated at step 0 (an untrained head is seeded)
+            seed_everything(seed)
             model, _ = load_base_model(base_model, kind, max_length=max_length, device=device)
             selected, selected_step = "base", 0
         else:
