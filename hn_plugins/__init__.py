@@ -24,6 +24,7 @@ _EXPORTS = {
     "HardNegativeMiner": "hn_plugins.mining.miner",
     "MiningResult": "hn_plugins.mining.result",
     "TripletRecord": "hn_plugins.mining.result",
+    "FalseNegativeVerifier": "hn_plugins.mining.verifier",
     "get_selector": "hn_plugins.mining.selectors",
     "load_reranker": "hn_plugins.reranker",
     "fine_tune_reranker": "hn_plugins.training.trainer",

@@ -310,7 +310,8 @@ def load_reranker(
     device: str | None = None,
     batch_size: int = 32,
     trust_remote_code: bool = False,
-) -> CrossEncoderReranker | BiEncoderReranker:
+    backend: Literal["torch", "onnx", "onnx-int8"] = "torch",
+) -> CrossEncoderReranker | BiEncoderReranker | Any:
     """Load a reranker from a trainer folder, a registry folder, a cross-encoder folder or a hub name.
 
     A folder written by ``hn train`` also carries the fusion weight chosen on validation (its ``fusion`` entry): the
@@ -318,15 +319,39 @@ def load_reranker(
 
     Args:
         model: local folder or cross-encoder hub name (e.g. ``cross-encoder/ms-marco-MiniLM-L6-v2``).
-        device: torch device.
+        device: torch device (``torch`` backend).
         batch_size: scoring batch size.
         trust_remote_code: off unless you turn it on.
+        backend: ``torch`` (sentence-transformers), or, for a local cross-encoder folder exported with
+            ``hn export-onnx``, ``onnx`` (fp32) or ``onnx-int8`` (int8 weights): an
+            :class:`~hn_plugins.onnx_backend.OnnxCrossEncoderReranker`.
+
+    Raises:
+        RerankerLoadError: nothing usable at ``model``, an unknown ``backend``, or an ONNX backend for something that
+            is not an exported local cross-encoder folder (the message names the command that fixes it).
 
     Example:
         >>> reranker = load_reranker("models/reranker")  # doctest: +SKIP
         >>> reranker.score("what is a VCN", ["A virtual cloud network.", "A NIC."])  # doctest: +SKIP
     """
     path = Path(str(model))
+    if backend != "torch":
+        from hn_plugins.onnx_backend import ONNX_BACKENDS, OnnxCrossEncoderReranker
+
+        if backend not in ONNX_BACKENDS:
+            raise RerankerLoadError(f"backend must be 'torch', 'onnx' or 'onnx-int8', got {backend!r}.")
+        if not path.is_dir():
+            raise RerankerLoadError(
+                f"backend={backend!r} needs a local cross-encoder folder exported with `hn export-onnx`; "
+                f"{model!s} is not a folder."
+            )
+        onnx_reranker = OnnxCrossEncoderReranker(
+            path, precision=ONNX_BACKENDS[backend], batch_size=batch_size
+        )  # type: ignore[arg-type]
+        folder = onnx_reranker.folder
+        meta = _read_json(folder / RERANKER_MARKER) if (folder / RERANKER_MARKER).is_file() else {}
+        onnx_reranker.fusion = _fusion_of(meta, folder)
+        return onnx_reranker
     if path.exists():
         if not path.is_dir():
             raise RerankerLoadError(f"{path} is a file; pass the model folder.")

@@ -11,7 +11,12 @@ Rows of the report:
   negatives);
 - ``paper``: the paper's exact method: ensemble + PCA (95% variance) + Eq. 5 and Eq. 6, triplet loss;
 - ``default``: the configuration we ship, :data:`DEFAULT_STRATEGY` (defined only there);
-- ablation rows (``paper@pca0.7``, ``paper@single-model``, ``default@train0.25``, ...) when asked for.
+- ablation rows (``paper@pca0.7``, ``paper@single-model``, ``default@train0.25``, ...) when asked for;
+- ``default+verify`` (ablation, ``ablation_verifier=True``): ``default`` with a false-negative verifier
+  (:class:`~hn_plugins.mining.verifier.FalseNegativeVerifier`) applied to the paper's and the fallback's negatives
+  before they are combined; the teacher is the zero-shot base model fused with BM25 on the train split
+  (:func:`zero_shot_fusion_teacher`). Pairs whose hard negatives were all dropped fall back to positive-aware, then
+  to the random negative alone.
 
 Everything else (base model, loss, epochs, learning rate, batch size, number of negatives, validation) is the same
 for every row, so the rows differ only by their negatives.
@@ -51,12 +56,17 @@ __all__ = [
     "FusedScorer",
     "benchmark_metrics",
     "combine_default_negatives",
+    "combine_verified_default_negatives",
     "first_stage_run",
     "first_stage_scores_by_text",
     "format_benchmark_markdown",
     "quality_bar",
     "run_benchmark",
+    "zero_shot_fusion_teacher",
 ]
+
+#: BM25 candidates per train query of the ``default+verify`` row's teacher (its first stage and its context).
+VERIFIER_TEACHER_TOP_K = 100
 
 #: Every strategy ``hn benchmark --strategies`` accepts, in report order.
 ALL_STRATEGIES: tuple[str, ...] = (
@@ -331,6 +341,183 @@ def combine_default_negatives(
     return MiningResult(records, selector=name, diagnostics=diagnostics)
 
 
+def combine_verified_default_negatives(
+    primary: Any,
+    fallback: Any,
+    random_result: Any | None = None,
+    random_negatives: int = DEFAULT_STRATEGY["random_negatives"],
+    name: str = "default+verify",
+) -> Any:
+    """:func:`combine_default_negatives` of a primary and a fallback result that both went through the same
+    :class:`~hn_plugins.mining.verifier.FalseNegativeVerifier`, with the verifier's counts.
+
+    A pair whose primary negatives were all dropped takes the fallback's kept negatives; when those were dropped
+    too, it keeps only the random negative(s).
+
+    Args:
+        primary: the paper selector's result after ``verifier.verify``.
+        fallback: the fallback selector's result after ``verifier.verify``.
+        random_result: a random selector's result (not verified: ``None`` for none).
+        random_negatives: random negatives appended per pair.
+        name: the merged result's selector name.
+
+    Returns:
+        The merged ``MiningResult``; its diagnostics add to those of :func:`combine_default_negatives`:
+        ``verifier`` (teacher, margin), ``negatives_checked`` and ``negatives_dropped`` (primary + fallback),
+        ``pairs_emptied_by_verifier`` (pairs that had a hard negative, from the primary or the fallback, before
+        verification and have none after), ``pairs_moved_to_fallback`` (pairs whose primary negatives were all
+        dropped and that took the fallback's) and ``verifier_by_source`` (the per-source counts).
+
+    Raises:
+        ValueError: ``primary`` or ``fallback`` carries no verifier diagnostics.
+
+    Example:
+        >>> from hn_plugins.mining.result import MiningResult, TripletRecord
+        >>> from hn_plugins.mining.verifier import FalseNegativeVerifier
+        >>> from hn_plugins.data import RetrievalDataset
+        >>> data = RetrievalDataset({"p": ("", "a b"), "n": ("", "a b c"), "m": ("", "z")}, {"q": "a b"},
+        ...                         {"q": {"p": 1}})
+        >>> teacher = lambda query, docs: [len(set(query.split()) & set(d.split())) for d in docs]
+        >>> verifier = FalseNegativeVerifier(teacher)
+        >>> p = verifier.verify(MiningResult([TripletRecord("q", "p", ["n"], 0.3, [0.2], [0.1], "paper")], "paper"),
+        ...                     data)
+        >>> f = verifier.verify(MiningResult([TripletRecord("q", "p", ["m"], 0.3, [0.5], [0.6], "pa")], "pa"), data)
+        >>> merged = combine_verified_default_negatives(p, f)
+        >>> merged.records[0].negative_ids, merged.diagnostics["pairs_moved_to_fallback"]
+        (['m'], 1)
+    """
+    sources = {"primary": primary, "fallback": fallback}
+    for label, res in sources.items():
+        if "negatives_checked" not in res.diagnostics or "verifier" not in res.diagnostics:
+            raise ValueError(
+                f"combine_verified_default_negatives(): the {label} result was not verified; pass "
+                "FalseNegativeVerifier(...).verify(result, dataset), or use combine_default_negatives()."
+            )
+    merged = combine_default_negatives(primary, fallback, random_result, random_negatives, name)
+
+    def had_before(res: Any) -> set[tuple[str, str]]:
+        keys = {(r.query_id, r.positive_id) for r in res.records if r.negative_ids}
+        return keys | {(d["query_id"], d["positive_id"]) for d in res.diagnostics.get("dropped") or []}
+
+    def has_after(res: Any) -> set[tuple[str, str]]:
+        return {(r.query_id, r.positive_id) for r in res.records if r.negative_ids}
+
+    before_p, after_p = had_before(primary), has_after(primary)
+    before_f, after_f = had_before(fallback), has_after(fallback)
+    emptied = moved = 0
+    for rec in primary.records:
+        key = (rec.query_id, rec.positive_id)
+        if (key in before_p or key in before_f) and key not in after_p and key not in after_f:
+            emptied += 1
+        if key in before_p and key not in after_p and key in after_f:
+            moved += 1
+    by_source = {
+        label: {
+            k: res.diagnostics[k]
+            for k in ("negatives_checked", "negatives_dropped", "pairs_emptied_by_verifier")
+        }
+        for label, res in sources.items()
+    }
+    merged.diagnostics.update(
+        {
+            "verifier": {**primary.diagnostics["verifier"], "applied_to": ["primary", "fallback"]},
+            "negatives_checked": sum(c["negatives_checked"] for c in by_source.values()),
+            "negatives_dropped": sum(c["negatives_dropped"] for c in by_source.values()),
+            "pairs_emptied_by_verifier": emptied,
+            "pairs_moved_to_fallback": moved,
+            "verifier_by_source": by_source,
+        }
+    )
+    return merged
+
+
+class _FloorScores(dict):  # type: ignore[type-arg]
+    """``{document text: first-stage score}`` of one query; a document outside it scores ``floor``."""
+
+    def __init__(self, scores: Mapping[str, float], floor: float) -> None:
+        super().__init__(scores)
+        self.floor = floor
+
+    def __missing__(self, key: str) -> float:
+        return self.floor
+
+
+class _FloorScoresByQuery(dict):  # type: ignore[type-arg]
+    """``{query text: _FloorScores}``; a query without candidates gets floor 0.0 for every document."""
+
+    def __missing__(self, key: str) -> _FloorScores:
+        return _FloorScores({}, 0.0)
+
+
+def zero_shot_fusion_teacher(
+    train: RetrievalDataset,
+    base_model: str,
+    kind: Literal["bi", "cross"],
+    fusion: Any,
+    *,
+    max_length: int | None = None,
+    top_k: int = VERIFIER_TEACHER_TOP_K,
+    batch_size: int = 64,
+) -> tuple[Any, dict[str, list[str]]]:
+    """The ``default+verify`` row's teacher: the untrained base model fused with BM25 on the *train* split.
+
+    BM25 retrieves the top ``top_k`` documents of every judged train query (:func:`first_stage_run`); the base model
+    scores documents (``kind="bi"``: cosine of the base bi-encoder, :class:`EmbeddedBiEncoderScorer`, with the
+    candidates encoded up front; ``kind="cross"``: the base cross-encoder, as the benchmark's zero-shot row scores);
+    :class:`FusedScorer` mixes the two with ``fusion`` (the weight the benchmark chooses for ``zero-shot``). A
+    document outside a query's BM25 top ``top_k`` (a positive or a mined negative BM25 ranked lower) gets that
+    query's lowest top-``top_k`` BM25 score: BM25 ranks it no higher than its last candidate, and the fused score
+    then rests on the base model. The top-``top_k`` lists are returned as the verifier's ``context``, so the
+    per-query normalisation of the fusion runs over the real candidate list rather than over a positive and a few
+    negatives.
+
+    Args:
+        train: the train split (the one mined).
+        base_model: the benchmark's base model (name or folder).
+        kind: ``bi`` or ``cross``.
+        fusion: the :class:`~hn_plugins.fusion.ScoreFusion` to apply.
+        max_length: maximum tokens per text (bi) or pair (cross).
+        top_k: BM25 candidates per train query.
+        batch_size: encoding / scoring batch size.
+
+    Returns:
+        ``(teacher, context)``: an object with ``score(query, documents)`` and a ``name``, and
+        ``{query_id: [doc_id, ...]}`` (BM25 top ``top_k``, best first).
+
+    Raises:
+        ValueError: ``kind`` is neither ``bi`` nor ``cross``.
+    """
+    if kind not in ("bi", "cross"):
+        raise ValueError(f"zero_shot_fusion_teacher(): kind must be 'bi' or 'cross', got {kind!r}.")
+    run = first_stage_run(train, "bm25", top_k)
+    context = {q: [d for d, _ in ranked] for q, ranked in run.items()}
+    by_text = first_stage_scores_by_text(train, run)
+    first_stage = _FloorScoresByQuery(
+        {q: _FloorScores(scores, min(scores.values(), default=0.0)) for q, scores in by_text.items()}
+    )
+    scorer: Any
+    if kind == "bi":
+        texts = _candidate_texts(train, run, top_k)
+        texts += [
+            train.document_text(p) for q in run for p in sorted(train.positives(q)) if p in train.corpus
+        ]
+        scorer = EmbeddedBiEncoderScorer(
+            _load_bi_encoder(base_model, max_length),
+            documents=texts,
+            queries=[train.queries[q] for q in run],
+            batch_size=batch_size,
+        )
+    else:
+        from hn_plugins.reranker import CrossEncoderReranker
+
+        scorer = CrossEncoderReranker(base_model, batch_size=batch_size, max_length=max_length)
+    teacher: Any = FusedScorer(scorer, fusion, first_stage)
+    teacher.name = (
+        f"zero-shot {base_model} ({kind}) + BM25 top-{top_k} on {train.name}, fusion weight {fusion.weight:g}"
+    )
+    return teacher, context
+
+
 def _positive_pairs_result(train: RetrievalDataset) -> Any:
     from hn_plugins.mining.result import MiningResult, TripletRecord
 
@@ -352,6 +539,12 @@ def _mining_summary(result: Any) -> dict[str, Any]:
         "random_negatives_added",
         "pca_components",
         "pca_variance_kept",
+        "verifier",
+        "negatives_checked",
+        "negatives_dropped",
+        "pairs_emptied_by_verifier",
+        "pairs_moved_to_fallback",
+        "verifier_by_source",
     ):
         if key in summary:
             out[key] = summary[key]
@@ -489,6 +682,7 @@ def run_benchmark(
     ablation_variance: Sequence[float] = (),
     ablation_single_model: bool = False,
     ablation_train_size: Sequence[float] = (),
+    ablation_verifier: bool = False,
     keep_models: bool = False,
     n_resamples: int = 10000,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -523,6 +717,11 @@ def run_benchmark(
         ablation_variance: extra rows ``paper@pca<v>`` mining with PCA variance ``v`` (1.0: no PCA).
         ablation_single_model: extra row ``paper@single-model`` (the first ensemble member alone, PCA as set).
         ablation_train_size: extra rows ``default@train<f>`` training on a seeded share ``f`` of train queries.
+        ablation_verifier: extra row ``default+verify``: ``default`` whose paper and fallback negatives first pass
+            a :class:`~hn_plugins.mining.verifier.FalseNegativeVerifier` (margin 0) whose teacher is the zero-shot
+            base model fused with BM25 on the train split (:func:`zero_shot_fusion_teacher`, with the fusion weight
+            chosen for ``zero-shot``, computed even when ``fusion=False``). Its ``mining`` summary holds the
+            verifier's counts, and ``out_dir/verifier_dropped.json`` lists every dropped negative.
         keep_models: keep every fine-tuned model under ``out_dir/models`` (default: deleted after evaluation).
         n_resamples: permutations of the paired significance tests.
         cache_dir: embedding cache of the mining ensemble (default ``out_dir/cache``).
@@ -553,7 +752,9 @@ def run_benchmark(
     unknown = [s for s in strategies if s not in ALL_STRATEGIES]
     if unknown:
         raise ValueError(f"Unknown strategies {unknown}; choose from {', '.join(ALL_STRATEGIES)}.")
-    if not strategies and not (ablation_variance or ablation_single_model or ablation_train_size):
+    if not strategies and not (
+        ablation_variance or ablation_single_model or ablation_train_size or ablation_verifier
+    ):
         raise ValueError(
             "No strategy to run; pass e.g. strategies=['none', 'zero-shot', 'paper', 'default']."
         )
@@ -626,6 +827,43 @@ def run_benchmark(
         rnd = miners.mine("random", models_, None, seed) if DEFAULT_STRATEGY["random_negatives"] else None
         return combine_default_negatives(primary, fallback, rnd, DEFAULT_STRATEGY["random_negatives"])
 
+    zero_shot_choice: dict[str, Any] = {}
+
+    def zero_shot_fusion_choice() -> Any:
+        """The zero-shot fusion weight (all train queries), chosen once for the zero-shot row and the teacher."""
+        if "fusion" not in zero_shot_choice:
+            zero_shot_choice["fusion"] = _zero_shot_fusion(
+                train, base_model, kind, max_length, validation_top_k
+            )
+        return zero_shot_choice["fusion"]
+
+    verified: dict[str, Any] = {}
+
+    def verified_default_mine(seed: int) -> Any:
+        """``default``'s mining with the paper and fallback results verified (once; the random part per seed)."""
+        if not verified:
+            from hn_plugins.mining.verifier import FalseNegativeVerifier
+
+            teacher, context = zero_shot_fusion_teacher(
+                train, base_model, kind, zero_shot_fusion_choice(), max_length=max_length
+            )
+            verifier = FalseNegativeVerifier(teacher, margin=0.0, context=context)
+            fb = DEFAULT_STRATEGY["fallback"]
+            primary = miners.mine("paper", model_list, variance)
+            fallback = miners.mine(
+                fb["selector"], model_list, variance, relative_margin=fb["relative_margin"]
+            )
+            verified["primary"] = verifier.verify(primary, train)
+            verified["fallback"] = verifier.verify(fallback, train)
+            audit = {k: verified[k].diagnostics["dropped"] for k in ("primary", "fallback")}
+            (out / "verifier_dropped.json").write_text(
+                json.dumps({"verifier": verifier.get_config_dict(), **audit}, indent=1), encoding="utf-8"
+            )
+        rnd = miners.mine("random", model_list, None, seed) if DEFAULT_STRATEGY["random_negatives"] else None
+        return combine_verified_default_negatives(
+            verified["primary"], verified["fallback"], rnd, DEFAULT_STRATEGY["random_negatives"]
+        )
+
     rows: list[_Row] = []
     for name in strategies:
         if name == "none":
@@ -668,6 +906,16 @@ def run_benchmark(
                 mine=default_mine,
                 loss=DEFAULT_STRATEGY["loss"],
                 train_fraction=f,
+                selection=DEFAULT_STRATEGY["selection"],
+            )
+        )
+    if ablation_verifier:
+        rows.append(
+            _Row(
+                "default+verify",
+                "trained",
+                mine=verified_default_mine,
+                loss=DEFAULT_STRATEGY["loss"],
                 selection=DEFAULT_STRATEGY["selection"],
             )
         )
@@ -745,7 +993,7 @@ def run_benchmark(
                         scorer = scorer_for(base_model)
                         zero_fused = None
                         if fusion:
-                            choice = _zero_shot_fusion(train, base_model, kind, max_length, validation_top_k)
+                            choice = zero_shot_fusion_choice()
                             details[row.name]["fusion"] = choice.to_dict()
                             zero_fused = evaluate(fused_name, FusedScorer(scorer, choice, fs_scores))
                         zero_shot_cache["zero-shot"] = (evaluate("zero-shot", scorer), scorer, zero_fused)
@@ -835,6 +1083,7 @@ def run_benchmark(
         "ablation_variance": list(ablation_variance),
         "ablation_single_model": ablation_single_model,
         "ablation_train_size": list(ablation_train_size),
+        "ablation_verifier": ablation_verifier,
         "fusion": fusion,
         "control_rows": [c for c in controls if c in done],
     }
@@ -1053,9 +1302,10 @@ def quality_bar(
     """How ``default`` compares with the bar of issue 3: ``metric`` at least ``over_start`` above the better of
     ``none`` and ``zero-shot``, and at least ``over_others`` above the best other strategy.
 
-    ``controls`` (the fused rows and ``default-no-fusion``) are reported beside: the best fused control other than
-    ``default-no-fusion`` says how much of ``default``'s lead comes from its negatives and training rather than
-    from fusion alone.
+    The other strategies are every row but ``none``, ``zero-shot``, the controls and ``default``'s own ablations
+    (``default@train*``, ``default+verify``). ``controls`` (the fused rows and ``default-no-fusion``) are reported
+    beside: the best fused control (any control but the ``-no-fusion`` rows) says how much of ``default``'s lead
+    comes from its negatives and training rather than from fusion alone.
 
     Example:
         >>> rows = {"none": {"mrr@10": {"mean": 0.5}}, "zero-shot": {"mrr@10": {"mean": 0.6}},
@@ -1068,9 +1318,14 @@ def quality_bar(
         return None
     value = {n: float(r[metric]["mean"]) for n, r in rows.items() if metric in r}
     start = max((n for n in ("none", "zero-shot") if n in value), key=lambda n: value[n], default=None)
-    others = [n for n in value if n not in {"none", "zero-shot", "default"} and n not in controls]
+    # other strategies: not the starting points, not default's own ablations (default@train*, default+verify)
+    others = [
+        n
+        for n in value
+        if n not in {"none", "zero-shot"} and not n.startswith("default") and n not in controls
+    ]
     best_other = max(others, key=lambda n: value[n], default=None)
-    fused = [c for c in controls if c != "default-no-fusion" and c in value]
+    fused = [c for c in controls if not c.endswith("-no-fusion") and c in value]
     best_control = max(fused, key=lambda n: value[n], default=None)
 
     def lift(name: str | None) -> float | None:
@@ -1135,7 +1390,7 @@ def _train_and_evaluate(
 
     result = row.mine(seed)
     summary = _mining_summary(result)
-    if info["mining"] is None or row.name in {"random", "default"} or row.name.startswith("default@"):
+    if info["mining"] is None or row.name == "random" or row.name.startswith("default"):
         info.setdefault("mining_per_seed", []).append({"seed": seed, **summary})
         info["mining"] = summary
     train_data = train
@@ -1352,6 +1607,15 @@ def format_benchmark_markdown(report: Mapping[str, Any], digits: int = 3) -> str
             parts.append(
                 "`in-batch` mines nothing: other pairs' positives are its negatives at training time."
             )
+        for n, m in mining.items():
+            if isinstance(m.get("verifier"), dict):
+                parts += [
+                    "",
+                    f"`{n}`: the verifier ({m['verifier'].get('teacher')}, margin {m['verifier'].get('margin')}) "
+                    f"dropped {m.get('negatives_dropped')} of {m.get('negatives_checked')} paper + fallback "
+                    f"negatives; {m.get('pairs_moved_to_fallback')} pair(s) moved to the fallback, "
+                    f"{m.get('pairs_emptied_by_verifier')} lost every hard negative (see verifier_dropped.json).",
+                ]
         parts.append("")
     training = {n: s["training"] for n, s in strategies.items() if s.get("training")}
     if training:

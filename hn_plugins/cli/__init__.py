@@ -15,7 +15,7 @@ from hn_plugins import __version__
 logger = logging.getLogger("hn_plugins.cli")
 
 #: Sub-command modules, in the order ``hn --help`` lists them.
-COMMAND_MODULES = ("mine", "bootstrap", "train", "eval", "benchmark", "demo")
+COMMAND_MODULES = ("mine", "bootstrap", "train", "export_onnx", "eval", "benchmark", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (DatasetError, FileNotFoundError, ValueError) as exc:
+    except (DatasetError, FileNotFoundError, ImportError, ValueError) as exc:
         logger.error("%s", exc)
         sys.stderr.write(f"hn {args.command}: error: {exc}\n")
         return 2

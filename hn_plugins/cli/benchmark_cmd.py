@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         ablation_variance=_floats(args.ablation_variance),
         ablation_single_model=args.ablation_single_model,
         ablation_train_size=_floats(args.ablation_train_size),
+        ablation_verifier=args.ablation_verifier,
         keep_models=args.keep_models,
         cache_dir=args.cache,
         fusion=not args.no_fusion,
@@ -138,6 +139,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--ablation-train-size", default=None, help="extra rows default@train<f>, e.g. 0.25,0.5,1.0"
+    )
+    parser.add_argument(
+        "--ablation-verifier",
+        action="store_true",
+        help="extra row default+verify: default with a false-negative verifier (teacher: the zero-shot base "
+        "model fused with BM25 on the train split) applied to its paper and fallback negatives",
     )
     parser.add_argument(
         "--keep-models", action="store_true", help="keep every fine-tuned model in OUT/models"

@@ -39,7 +39,11 @@ def import_evaluation() -> Any:
 
 
 def build_reranker(
-    spec: str, candidate_texts: list[str], query_texts: list[str], max_length: int | None
+    spec: str,
+    candidate_texts: list[str],
+    query_texts: list[str],
+    max_length: int | None,
+    backend: str = "torch",
 ) -> Any:
     """A reranker for ``spec``: ``zero-shot:<bi-encoder>`` (un-tuned bi-encoder) or a folder for load_reranker.
 
@@ -50,6 +54,7 @@ def build_reranker(
         candidate_texts: documents to embed up front (bi-encoders).
         query_texts: queries to embed up front (bi-encoders).
         max_length: maximum tokens per text or pair (``None``: the model's).
+        backend: ``torch``, or ``onnx`` / ``onnx-int8`` for a cross-encoder folder exported with ``hn export-onnx``.
 
     Example:
         >>> rr = build_reranker("zero-shot:all-MiniLM-L6-v2", ["A cloud network."], ["what is a VCN"], None)  # doctest: +SKIP
@@ -61,12 +66,18 @@ def build_reranker(
     from hn_plugins.reranker import BiEncoderReranker, load_reranker
 
     if spec.startswith(ZERO_SHOT_PREFIX):
+        if backend != "torch":
+            raise ValueError(f"--backend {backend} runs exported cross-encoder folders, not {spec!r}.")
         name = spec[len(ZERO_SHOT_PREFIX) :].strip() or "all-MiniLM-L6-v2"
         model = load_sentence_transformer(name)
         if max_length is not None:
             model.max_seq_length = max_length
         return EmbeddedBiEncoderScorer(model, candidate_texts, query_texts, batch_size=64)
-    reranker = load_reranker(spec, batch_size=64)
+    reranker = load_reranker(spec, batch_size=64, backend=backend)  # type: ignore[arg-type]
+    if backend != "torch":
+        if max_length is not None:
+            reranker.max_length = max_length
+        return reranker
     if isinstance(reranker, BiEncoderReranker) and not (reranker.query_prompt or reranker.document_prompt):
         if max_length is not None:
             reranker.model.max_seq_length = max_length
@@ -85,6 +96,7 @@ def evaluate_model(
     dense_model: str = "all-MiniLM-L6-v2",
     max_length: int | None = None,
     row_name: str | None = None,
+    backend: str = "torch",
 ) -> dict[str, Any]:
     """First stage alone, then ``model`` reranking its top ``top_k``; the report as a JSON-ready dict.
 
@@ -113,7 +125,7 @@ def evaluate_model(
     run = first_stage_run(dataset, first_stage, top_k, dense_model=dense_model)  # type: ignore[arg-type]
     docs = list(dict.fromkeys(dataset.document_text(d) for q in run for d, _ in run[q][:top_k]))
     queries = [dataset.queries[q] for q in run]
-    reranker = build_reranker(model, docs, queries, max_length)
+    reranker = build_reranker(model, docs, queries, max_length, backend)
     name = row_name or "reranker"
     rows: dict[str, Any] = {first_stage: None, name: reranker}
     fusion = None
@@ -135,6 +147,7 @@ def evaluate_model(
         for row, r in report.runs.items()
     }
     out["model"] = model
+    out["backend"] = backend
     out["first_stage"] = first_stage
     out["rows_order"] = list(rows)
     out["fusion"] = fusion.to_dict() if fusion is not None else None
@@ -176,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         dense_model=args.dense_model,
         max_length=args.max_length,
+        backend=args.backend,
     )
     if args.json is not None:
         write_report_json(report, args.json)
@@ -208,6 +222,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--max-length", type=int, default=None, help="maximum tokens per text (default: model's)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["torch", "onnx", "onnx-int8"],
+        default="torch",
+        help="run a cross-encoder folder with onnxruntime (after `hn export-onnx`); default: torch",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the JSON report here")
     parser.add_argument("--drop-empty", action="store_true", help="skip documents without text")

@@ -99,11 +99,32 @@ def load_data(path: Path, split: str, drop_empty: bool):  # type: ignore[no-unty
     return load_beir(path, split=split, empty_documents="drop" if drop_empty else "raise")
 
 
+def build_verifier(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The ``--verify-with`` teacher as a :class:`~hn_plugins.mining.verifier.FalseNegativeVerifier` (or ``None``).
+
+    Built before mining, so a bad model or margin stops the command before any embedding work.
+    """
+    from hn_plugins.mining.verifier import FalseNegativeVerifier
+
+    if args.verify_with is None:
+        if args.verify_margin != 0.0:
+            raise ValueError(
+                "--verify-margin needs --verify-with MODEL (the teacher that re-scores negatives)."
+            )
+        return None
+    return FalseNegativeVerifier.from_model(
+        args.verify_with, margin=args.verify_margin, batch_size=args.batch_size
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     dataset = load_data(args.data, args.split, args.drop_empty)
     logger.info("Loaded %r", dataset)
+    verifier = build_verifier(args)
     miner = build_miner(args)
     result = miner.fit(dataset).mine(dataset)
+    if verifier is not None:
+        result = verifier.verify(result, dataset)
     result.to_jsonl(args.out)
     diagnostics = args.diagnostics or args.out.with_suffix(".diagnostics.json")
     result.save_diagnostics(diagnostics)
@@ -127,5 +148,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--diagnostics", type=Path, default=None, help="diagnostics JSON (default: next to --out)"
     )
     parser.add_argument("--drop-empty", action="store_true", help="skip documents without text")
+    parser.add_argument(
+        "--verify-with",
+        default=None,
+        metavar="MODEL",
+        help="after mining, drop negatives this teacher scores >= the positive's score - --verify-margin "
+        "(suspected false negatives): a folder from `hn train`, a cross-encoder name or folder, or bi:NAME for "
+        "a bi-encoder scored by cosine (e.g. bi:all-MiniLM-L6-v2); every drop is listed in the diagnostics",
+    )
+    parser.add_argument(
+        "--verify-margin",
+        type=float,
+        default=0.0,
+        help="keep a negative only if teacher(negative) < teacher(positive) - margin (default: 0.0)",
+    )
     add_mining_arguments(parser)
     parser.set_defaults(func=run)

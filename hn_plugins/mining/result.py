@@ -144,6 +144,12 @@ class MiningResult:
         ):
             if key in s:
                 rows.append((key.replace("_", " "), s[key]))
+        verifier = s.get("verifier")
+        if isinstance(verifier, dict):
+            rows.append(("verifier", f"{verifier.get('teacher')} (margin {verifier.get('margin')})"))
+            for key in ("negatives_checked", "negatives_dropped", "pairs_emptied_by_verifier"):
+                if key in s:
+                    rows.append((key.replace("_", " "), s[key]))
         for name, q in s["distance_quantiles"].items():
             if q:
                 rows.append((f"{name} p10/p50/p90", f"{q['p10']:.3f} / {q['p50']:.3f} / {q['p90']:.3f}"))

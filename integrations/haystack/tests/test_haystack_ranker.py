@@ -42,6 +42,7 @@ def test_to_dict_default_shape() -> None:
             "embedding_separator": "\n",
             "trust_remote_code": False,
             "fuse_retrieval_score": True,
+            "backend": "torch",
         },
     }
 
@@ -70,6 +71,7 @@ def test_to_dict_custom_shape() -> None:
             "embedding_separator": " | ",
             "trust_remote_code": True,
             "fuse_retrieval_score": False,
+            "backend": "torch",
         },
     }
 
@@ -295,3 +297,61 @@ def test_fusion_weight_of_the_model_folder_mixes_in_the_retriever_scores(
         HardNegativeRanker(model=folder, top_k=1).run(query=query, documents=unscored)["documents"][0].id
         == "gil"
     )
+
+
+# ---------------------------------------------------------------------- the ONNX backend
+@pytest.fixture(scope="module")
+def onnx_cross_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MiniLM cross-encoder folder (seeded one-logit head) exported with ``hn export-onnx``."""
+    pytest.importorskip("onnxruntime")
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from hn_plugins.models import resolve_model_path
+    from hn_plugins.onnx_backend import export_onnx
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("onnx-cross") / "model"
+    CrossEncoder(resolve_model_path("all-MiniLM-L6-v2"), num_labels=1, max_length=128).save_pretrained(
+        str(folder)
+    )
+    export_onnx(folder)
+    return folder
+
+
+def test_backend_is_validated_and_serialised() -> None:
+    with pytest.raises(ValueError, match="backend must be"):
+        HardNegativeRanker(model="/m", backend="tensorrt")  # type: ignore[arg-type]
+    data = HardNegativeRanker(model="/m", backend="onnx-int8").to_dict()
+    assert data["init_parameters"]["backend"] == "onnx-int8"
+    assert HardNegativeRanker.from_dict(data).backend == "onnx-int8"
+
+
+@pytest.mark.integration
+def test_onnx_backend_ranks_like_torch_in_a_saved_and_reloaded_pipeline(onnx_cross_dir: Path) -> None:
+    from haystack import Pipeline
+    from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
+    from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+    store = InMemoryDocumentStore()
+    store.write_documents(copy.deepcopy(DOCS))
+    query = "Why can only one thread run Python bytecode at a time?"
+
+    def ranked(backend: str) -> list[tuple[str, float]]:
+        pipeline = Pipeline()
+        pipeline.add_component("retriever", InMemoryBM25Retriever(document_store=store, top_k=3))
+        pipeline.add_component(
+            "ranker",
+            HardNegativeRanker(model=onnx_cross_dir, top_k=3, backend=backend),  # type: ignore[arg-type]
+        )
+        pipeline.connect("retriever.documents", "ranker.documents")
+        reloaded = Pipeline.loads(pipeline.dumps())  # the backend survives serialisation
+        out = reloaded.run({"retriever": {"query": query}, "ranker": {"query": query}})
+        return [(d.id, d.score) for d in out["ranker"]["documents"]]
+
+    torch_docs, onnx_docs = ranked("torch"), ranked("onnx")
+    assert [d for d, _ in onnx_docs] == [d for d, _ in torch_docs] and len(onnx_docs) >= 2
+    assert onnx_docs[0][1] == pytest.approx(torch_docs[0][1], abs=1e-5)
+    int8_docs = ranked("onnx-int8")
+    assert {d for d, _ in int8_docs} == {d for d, _ in torch_docs}
+    assert all(type(s) is float for _, s in int8_docs)

@@ -202,3 +202,28 @@ def test_fusion_weight_of_the_model_folder_mixes_in_the_retrieval_scores(
     want = reference.postprocess_nodes(_candidates(faq_subset, n=8), query_str=QUERY)
     assert [n.node.node_id for n in got] == [n.node.node_id for n in want]
     assert [n.node.node_id for n in got] != ids
+
+
+def test_onnx_backend_ranks_nodes_like_torch(tmp_path: Path, faq_subset: dict[str, Any]) -> None:
+    pytest.importorskip("onnxruntime")
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from hn_plugins.models import resolve_model_path
+    from hn_plugins.onnx_backend import export_onnx
+
+    torch.manual_seed(0)
+    folder = tmp_path / "cross"
+    CrossEncoder(resolve_model_path("all-MiniLM-L6-v2"), num_labels=1, max_length=128).save_pretrained(
+        str(folder)
+    )
+    export_onnx(folder, int8=False)
+    by_torch = HardNegativeRerank(model=folder, top_n=5, device="cpu")
+    by_onnx = HardNegativeRerank(model=folder, top_n=5, backend="onnx")
+    assert by_onnx.kind == "cross" and by_onnx.to_dict()["backend"] == "onnx"
+    expected = by_torch.postprocess_nodes(_candidates(faq_subset), query_str=QUERY)
+    got = by_onnx.postprocess_nodes(_candidates(faq_subset), query_str=QUERY)
+    assert [n.node.node_id for n in got] == [n.node.node_id for n in expected]
+    np.testing.assert_allclose([n.score for n in got], [n.score for n in expected], atol=1e-5)
+    with pytest.raises(RerankerLoadError, match="no int8 copy"):
+        HardNegativeRerank(model=folder, backend="onnx-int8")

@@ -56,6 +56,9 @@ class HardNegativeRerank(BaseNodePostprocessor):
             alone; ``node.score`` is then that fused value. The weight was chosen against BM25 scores.
         metadata_mode: which metadata goes into the text the reranker scores.
         trust_remote_code: passed to transformers; off unless you turn it on.
+        backend: ``torch``, or ``onnx`` / ``onnx-int8`` to score a cross-encoder folder exported with
+            ``hn export-onnx`` with onnxruntime (int8: faster on CPU; check its quality with
+            ``hn eval --backend onnx-int8``).
         callback_manager: LlamaIndex callback manager (receives a ``RERANKING`` event per call).
 
     Raises:
@@ -91,6 +94,10 @@ class HardNegativeRerank(BaseNodePostprocessor):
         default=MetadataMode.EMBED, description="Metadata included in the node text the reranker scores."
     )
     trust_remote_code: bool = Field(default=False, description="Whether to trust remote code when loading.")
+    backend: str = Field(
+        default="torch",
+        description="'torch', or 'onnx' / 'onnx-int8' for a cross-encoder folder exported with `hn export-onnx`.",
+    )
 
     _reranker: Any = PrivateAttr()
 
@@ -105,6 +112,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
         trust_remote_code: bool = False,
         callback_manager: CallbackManager | None = None,
         fuse_retrieval_score: bool = True,
+        backend: str = "torch",
     ) -> None:
         if top_n < 1:
             raise ValueError(f"HardNegativeRerank: top_n must be >= 1, got {top_n}.")
@@ -119,10 +127,15 @@ class HardNegativeRerank(BaseNodePostprocessor):
             fuse_retrieval_score=fuse_retrieval_score,
             metadata_mode=metadata_mode,
             trust_remote_code=trust_remote_code,
+            backend=backend,
             callback_manager=callback_manager or CallbackManager([]),
         )
         self._reranker = load_reranker(
-            self.model, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
+            self.model,
+            device=device,
+            batch_size=batch_size,
+            trust_remote_code=trust_remote_code,
+            backend=backend,  # type: ignore[arg-type]
         )
         logger.info("HardNegativeRerank loaded %s (%s reranker)", self.model, self._reranker.kind)
 

@@ -74,9 +74,11 @@ class HardNegativeRanker:
             validation queries) and every incoming document has a ``score`` from the retriever, rank by
             ``weight * z(reranker) + (1 - weight) * z(retriever)`` (z: per-query z-score) instead of the reranker
             alone; the output ``score`` is then that fused value. The weight was chosen against BM25 scores.
+        backend: ``torch``, or ``onnx`` / ``onnx-int8`` to score a cross-encoder folder exported with
+            ``hn export-onnx`` with onnxruntime (int8: faster on CPU; ``device`` is then unused).
 
     Raises:
-        ValueError: ``top_k`` is not a positive integer, or ``batch_size`` is not.
+        ValueError: ``top_k`` is not a positive integer, ``batch_size`` is not, or ``backend`` is unknown.
 
     Example:
         ```python
@@ -102,6 +104,7 @@ class HardNegativeRanker:
         embedding_separator: str = "\n",
         trust_remote_code: bool = False,
         fuse_retrieval_score: bool = True,
+        backend: Literal["torch", "onnx", "onnx-int8"] = "torch",
     ) -> None:
         """Store the settings; nothing is loaded until :meth:`warm_up`."""
         if not str(model).strip():
@@ -113,9 +116,14 @@ class HardNegativeRanker:
             raise ValueError(
                 f"HardNegativeRanker: batch_size must be a positive integer, got {batch_size!r}."
             )
+        if backend not in ("torch", "onnx", "onnx-int8"):
+            raise ValueError(
+                f"HardNegativeRanker: backend must be 'torch', 'onnx' or 'onnx-int8', got {backend!r}."
+            )
         if isinstance(device, str):
             device = ComponentDevice.from_str(device)
         self.model = str(model)
+        self.backend = backend
         self.top_k = top_k
         self.device = device
         self.batch_size = batch_size
@@ -147,6 +155,7 @@ class HardNegativeRanker:
                 device=resolved.to_torch_str(),
                 batch_size=self.batch_size,
                 trust_remote_code=self.trust_remote_code,
+                backend=self.backend,
             )
         except RerankerLoadError as exc:
             raise RerankerLoadError(f"HardNegativeRanker could not load model {self.model!r}: {exc}") from exc
@@ -180,6 +189,7 @@ class HardNegativeRanker:
             embedding_separator=self.embedding_separator,
             trust_remote_code=self.trust_remote_code,
             fuse_retrieval_score=self.fuse_retrieval_score,
+            backend=self.backend,
         )
 
     @classmethod

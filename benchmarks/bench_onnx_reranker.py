@@ -1,0 +1,167 @@
+"""Cross-encoder reranking on CPU: PyTorch vs ONNX fp32 vs ONNX int8, speed and ranking quality.
+
+Writes ``benchmarks/results/onnx_int8_<data>.json``:
+
+- speed: seconds to rerank BM25's top-100 of one test query (median over ``--speed-queries`` timed queries, the first
+  query untimed) at each ``--max-lengths`` value, for ``torch`` (sentence-transformers ``CrossEncoder.predict``),
+  ``onnx`` (fp32) and ``onnx-int8`` (the export's int8 copy: per-channel, 7-bit range);
+- quality: MRR@10 / nDCG@10 / Recall@10 on the test split (BM25 top-100 reranked, the model's own maximum length) for
+  ``torch``, ``onnx-int8`` and, as the ablation behind the choice, a per-tensor int8 copy (onnxruntime's default).
+
+Needs a trained cross-encoder folder (the int8 copy's quality only means something for a trained head), e.g. the
+student of ``benchmarks/results/bootstrap_cranfield_cpu`` (its README has the command). Run on a quiet machine::
+
+    python benchmarks/bench_onnx_reranker.py --model /tmp/boot/model --data ../shared/data/cranfield --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+logger = logging.getLogger("bench_onnx_reranker")
+
+
+def _per_tensor_copy(folder: Path, work: Path) -> Path:
+    """A copy of ``folder`` whose int8 file is quantised per tensor (the ablation)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    copy = work / "per-tensor"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("checkpoints", "*.pt"))
+    quantize_dynamic(
+        str(copy / "onnx" / "model.onnx"),
+        str(copy / "onnx" / "model_qint8.onnx"),
+        weight_type=QuantType.QInt8,
+    )
+    return copy
+
+
+def _speed(rerankers: dict, test, candidates: dict, queries: list[str], max_length: int) -> dict:
+    out = {}
+    for name, reranker in rerankers.items():
+        if hasattr(reranker, "max_length"):
+            reranker.max_length = max_length
+        else:
+            reranker.model.max_length = max_length
+        times = []
+        for i, qid in enumerate(queries):
+            docs = [test.document_text(d) for d in candidates[qid]]
+            start = time.perf_counter()
+            reranker.score(test.queries[qid], docs)
+            if i:
+                times.append(time.perf_counter() - start)
+        median = statistics.median(times)
+        out[name] = {
+            "seconds_per_query": median,
+            "documents_per_second": len(candidates[queries[0]]) / median,
+        }
+        logger.info("max_length %d %s: %.2f s/query", max_length, name, median)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="trained cross-encoder folder")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/cranfield"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--top-k", type=int, default=100)
+    parser.add_argument("--speed-queries", type=int, default=8, help="timed queries (+1 untimed warm-up)")
+    parser.add_argument("--max-lengths", default="128,256", help="token limits of the speed rows")
+    parser.add_argument(
+        "--max-test-queries", type=int, default=None, help="quality on a sample (default: all)"
+    )
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for name in ("sentence_transformers", "transformers", "bm25s", "httpx", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from hn_evaluation.benchmark import benchmark_metrics, first_stage_run
+    from hn_evaluation.rerank import evaluate_reranking
+    from hn_plugins.data import load_beir
+    from hn_plugins.onnx_backend import OnnxCrossEncoderReranker, export_onnx
+    from hn_plugins.reranker import CrossEncoderReranker
+
+    work = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
+    try:
+        folder = work / "model"
+        shutil.copytree(args.model, folder, ignore=shutil.ignore_patterns("checkpoints", "onnx"))
+        export = export_onnx(folder)
+        per_tensor = _per_tensor_copy(folder, work)
+        test = load_beir(args.data, split="test", empty_documents="drop")
+        run = first_stage_run(test, "bm25", args.top_k)
+        candidates = {q: [d for d, _ in ranked[: args.top_k]] for q, ranked in run.items()}
+
+        def rerankers() -> dict:
+            return {
+                "torch": CrossEncoderReranker(folder, batch_size=32),
+                "onnx": OnnxCrossEncoderReranker(folder, "fp32", threads=args.threads),
+                "onnx-int8": OnnxCrossEncoderReranker(folder, "int8", threads=args.threads),
+            }
+
+        speed_queries = list(candidates)[: args.speed_queries + 1]
+        speed = {
+            int(n): _speed(rerankers(), test, candidates, speed_queries, int(n))
+            for n in args.max_lengths.split(",")
+        }
+        quality_test = test
+        if args.max_test_queries:
+            keep = list(candidates)[: args.max_test_queries]
+            quality_test = test.subset(keep, name=f"{test.name}[{len(keep)}q]")
+            run = {q: run[q] for q in keep}
+        rows = {
+            "bm25": None,
+            "torch": CrossEncoderReranker(folder, batch_size=32),
+            "onnx-int8": OnnxCrossEncoderReranker(folder, "int8", threads=args.threads),
+            "onnx-int8-per-tensor": OnnxCrossEncoderReranker(per_tensor, "int8", threads=args.threads),
+        }
+        report = evaluate_reranking(
+            quality_test, run, rows, top_k=args.top_k, metrics=benchmark_metrics(args.top_k)
+        )
+        model_meta = (
+            json.loads((folder / "hn_reranker.json").read_text())
+            if (folder / "hn_reranker.json").is_file()
+            else {}
+        )
+        result = {
+            "data": args.data.name,
+            "model": str(args.model),
+            "model_max_length": export["max_length"],
+            "model_training": {k: model_meta.get(k) for k in ("base_model", "data", "loss", "created")},
+            "machine": {
+                "cpu": platform.processor() or platform.machine(),
+                "threads": args.threads,
+                "cores_available": len(os.sched_getaffinity(0)),
+                "load_average_before": list(os.getloadavg()),
+                "torch": torch.__version__,
+            },
+            "export": {k: export[k] for k in ("check", "quantization", "seconds")},
+            "speed_top_k": args.top_k,
+            "speed_queries": args.speed_queries,
+            "speed": speed,
+            "quality_queries": len(run),
+            "quality": report.rows,
+            "significance_vs_torch": report.compare(baseline="torch", metric="mrr@10"),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = args.out or Path(__file__).parent / "results" / f"onnx_int8_{args.data.name}.json"
+    out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    sys.stdout.write(json.dumps({"speed": speed, "quality": report.rows}, indent=1) + f"\n-> {out}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
