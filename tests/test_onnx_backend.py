@@ -125,41 +125,16 @@ def test_cli_export_then_eval_with_the_int8_backend(
     assert "fp32" in capsys.readouterr().out
     info = json.loads((copy / "onnx" / EXPORT_MARKER).read_text())
     assert "int8" not in info["files"]
-    assert (
-        hn_main(
-            [
-                "eval",
-                str(shared_data / "medline"),
-                "--model",
-                str(copy),
-                "--backend",
-                "onnx-int8",
-                "--top-k",
-                "5",
-            ]
-        )
-        == 2
-    )  # no int8 copy: a clear error, not a crash
+
+    def hn_eval(*extra: str) -> int:
+        data = str(shared_data / "medline")
+        return hn_main(["eval", data, "--model", str(copy), "--backend", "onnx-int8", "--top-k", "5", *extra])
+
+    assert hn_eval() == 2  # no int8 copy: a clear error, not a crash
     assert "no int8 copy" in capsys.readouterr().err
     assert hn_main(["export-onnx", str(copy)]) == 0
     out = tmp_path / "eval.json"
-    assert (
-        hn_main(
-            [
-                "eval",
-                str(shared_data / "medline"),
-                "--model",
-                str(copy),
-                "--backend",
-                "onnx-int8",
-                "--top-k",
-                "5",
-                "--json",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert hn_eval("--json", str(out)) == 0
     report = json.loads(out.read_text())
     assert report["backend"] == "onnx-int8"
     assert 0.0 <= report["rows"]["reranker"]["mrr@10"] <= 1.0
