@@ -27,6 +27,8 @@ _EXPORTS = {
     "FalseNegativeVerifier": "hn_plugins.mining.verifier",
     "get_selector": "hn_plugins.mining.selectors",
     "load_reranker": "hn_plugins.reranker",
+    "export_onnx": "hn_plugins.onnx_backend",
+    "OnnxCrossEncoderReranker": "hn_plugins.onnx_backend",
     "fine_tune_reranker": "hn_plugins.training.trainer",
     "bootstrap_cross_encoder": "hn_plugins.training.bootstrap",
 }
