@@ -12,7 +12,9 @@ and /tmp/site):
 (``benchmarks/device_run.sh`` unpacks the payload and sets this up.) ``BOOTSTRAP=cranfield`` also runs ``hn bootstrap``
 on that corpus beside the benchmark (extra CLI arguments as a JSON list in ``BOOTSTRAP_ARGS``) and ``hn eval`` of the
 student and of all-MiniLM-L6-v2 zero-shot on its test split; ``BENCH_THREADS`` sets each process's torch threads;
-``SKIP_SPEED=1`` skips the speed benchmark.
+``SKIP_SPEED=1`` skips the speed benchmark. ``SETTINGS`` holds ``run_benchmark`` keyword arguments plus
+``strategies``, ``default_loss`` and ``default_folds`` (e.g. ``{"strategies": ["none", "zero-shot", "default"],
+"ablation_verifier": true, "default_folds": 3}``: the rows the partial runs lack, with the verifier beside).
 
 JAX_PLATFORMS=cpu matters: without it every process that imports transformers lets JAX pre-allocate 75% of the GPU,
 and all but one process die of out-of-memory (what happened to the first run). MAX_PROCS (default 6) caps
@@ -55,6 +57,8 @@ def one(name: str, seed: int, tag: str = "", settings: dict | None = None) -> No
     settings = dict(SETTINGS if settings is None else settings)
     if "default_loss" in settings:
         hb.DEFAULT_STRATEGY["loss"] = settings.pop("default_loss")
+    if "default_folds" in settings:  # fewer cross-fitting folds: folds + 1 trainings per default row
+        hb.DEFAULT_STRATEGY["folds"] = int(settings.pop("default_folds"))
     strategies = settings.pop("strategies", list(hb.ALL_STRATEGIES))
     hb.run_benchmark(
         f"/tmp/payload/data/{name}",
