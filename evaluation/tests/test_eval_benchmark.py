@@ -181,6 +181,16 @@ def test_quality_bar():
     assert bar["best_fused_control"] == "paper+fusion"
     assert bar["lift_over_best_fused_control"] == pytest.approx(0.67 / 0.70 - 1)
     assert bar["met"] is True  # +11.7% over none, +4.7% over paper
+    # default's own ablations are not "other strategies", and no -no-fusion row is a fused control
+    ablations = {
+        **rows,
+        "default+verify": {"mrr@10": {"mean": 0.80}},
+        "default@train0.5": {"mrr@10": {"mean": 0.75}},
+        "default+verify-no-fusion": {"mrr@10": {"mean": 0.90}},
+    }
+    controls = ["paper+fusion", "default-no-fusion", "default+verify-no-fusion"]
+    bar = quality_bar(ablations, controls)
+    assert bar["best_other"] == "paper" and bar["best_fused_control"] == "paper+fusion"
     rows["default"] = {"mrr@10": {"mean": 0.65}}
     assert quality_bar(rows, ["paper+fusion"])["met"] is False
     assert quality_bar({"none": {"mrr@10": {"mean": 0.5}}}) is None
