@@ -6,8 +6,7 @@ Importing this package is light: heavy dependencies (torch, sentence-transformer
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from hn_plugins._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -33,15 +32,4 @@ _EXPORTS = {
     "bootstrap_cross_encoder": "hn_plugins.training.bootstrap",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hn_plugins' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports("hn_plugins", _EXPORTS, extra=("__version__",))

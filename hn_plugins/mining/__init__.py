@@ -5,8 +5,7 @@ Names load on first use (as in :mod:`hn_plugins`), so importing one submodule st
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from hn_plugins._lazy import lazy_exports
 
 _EXPORTS = {
     "FalseNegativeVerifier": "hn_plugins.mining.verifier",
@@ -16,15 +15,4 @@ _EXPORTS = {
     "get_selector": "hn_plugins.mining.selectors",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hn_plugins.mining' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*__all__, *globals()})
+__all__, __getattr__, __dir__ = lazy_exports("hn_plugins.mining", _EXPORTS)

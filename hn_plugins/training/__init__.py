@@ -5,8 +5,7 @@ Importing this package is light; torch and sentence-transformers load when a nam
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from hn_plugins._lazy import lazy_exports
 
 _EXPORTS = {
     "CrossEncoderTripletMarginLoss": "hn_plugins.training.losses",
@@ -26,15 +25,4 @@ _EXPORTS = {
     "measure_reranking_speed": "hn_plugins.training.speed",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hn_plugins.training' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports("hn_plugins.training", _EXPORTS)
