@@ -138,3 +138,34 @@ def test_cli_export_then_eval_with_the_int8_backend(
     report = json.loads(out.read_text())
     assert report["backend"] == "onnx-int8"
     assert 0.0 <= report["rows"]["reranker"]["mrr@10"] <= 1.0
+
+
+def test_registry_versions_keep_their_own_export(cross_folder: Path, tmp_path: Path, cranfield_pairs) -> None:
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from hn_plugins.registry import ModelRegistry
+
+    query, docs = cranfield_pairs
+    registry = ModelRegistry(tmp_path / "registry")
+    first = registry.register(cross_folder, promote=True)  # the export travels with the folder
+    expected = CrossEncoderReranker(cross_folder).score(query, docs[:5])
+    np.testing.assert_allclose(
+        load_reranker(registry.root, backend="onnx").score(query, docs[:5]), expected, atol=1e-5
+    )
+    torch.manual_seed(1)  # a "retrained" model: another head, no export yet
+    retrained = tmp_path / "retrained"
+    CrossEncoder(resolve_model_path("all-MiniLM-L6-v2"), num_labels=1, max_length=128).save_pretrained(
+        str(retrained)
+    )
+    registry.register(retrained, promote=True)
+    with pytest.raises(RerankerLoadError, match="no ONNX export"):
+        load_reranker(registry.root, backend="onnx-int8")
+    info = export_onnx(registry.root)  # exports the current version, inside the registry
+    assert Path(info["folder"]) == registry.path()
+    assert load_reranker(registry.root, backend="onnx-int8").score(query, docs[:5]).shape == (5,)
+    registry.rollback()
+    assert registry.current == first
+    np.testing.assert_allclose(
+        load_reranker(registry.root, backend="onnx").score(query, docs[:5]), expected, atol=1e-5
+    )
