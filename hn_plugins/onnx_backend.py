@@ -30,7 +30,6 @@ from typing import Any, Literal
 import numpy as np
 
 from hn_plugins.reranker import (
-    RERANKER_MARKER,
     RerankerLoadError,
     _FusionMixin,
     _read_json,
@@ -125,9 +124,9 @@ def export_onnx(
     """Export a cross-encoder folder to ONNX (fp32, plus int8 weights unless ``int8=False``).
 
     The files go to ``<folder>/onnx/``: ``model.onnx``, ``model_qint8.onnx`` (dynamic quantisation of the weights
-    to int8 with onnxruntime's ``quantize_dynamic``, per-channel scales, 7-bit range) and ``export.json``, which records the SHA-256 of the weights it
-    was made from (a later retrain makes :class:`OnnxCrossEncoderReranker` refuse the stale copy), the maximum
-    length, the activation and the check below. A registry folder exports its current version. The new files are
+    to int8 with onnxruntime's ``quantize_dynamic``, per-channel scales, 7-bit range) and ``export.json``, which
+    records the SHA-256 of the weights it was made from (a later retrain makes :class:`OnnxCrossEncoderReranker`
+    refuse the stale copy), the maximum length, the activation and the check below. A registry folder exports its current version. The new files are
     written to a temporary folder first and replace an earlier export only once the check passed.
 
     Check: the fp32 ONNX logits must equal PyTorch's within ``tolerance`` on ``check_pairs``; the int8 copy's
@@ -209,9 +208,8 @@ def export_onnx(
     try:
         fp32_path = work / _FILES["fp32"]
         dynamic = {n: {0: "batch", 1: "sequence"} for n in input_names}
-        with (
-            warnings.catch_warnings()
-        ):  # tracer notes about constant Python values; the check below is the judge
+        # the tracer's notes about constant Python values are silenced; the check below is the judge
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 wrapper,
@@ -237,8 +235,9 @@ def export_onnx(
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             int8_path = work / _FILES["int8"]
-            # Per-channel scales with a 7-bit range: on Cranfield's 136 test queries this setting cost 0.013 MRR@10
-            # against PyTorch, per-tensor int8 (onnxruntime's default) 0.024 (benchmarks/results/onnx_int8_cranfield.json).
+            # Per-channel scales with a 7-bit range: on Cranfield's 136 test queries this setting cost 0.013
+            # MRR@10 against PyTorch, per-tensor int8 (onnxruntime's default) 0.024
+            # (benchmarks/results/onnx_int8_cranfield.json).
             root = logging.getLogger()  # the quantiser logs one INFO line per tensor on the root logger
             level = root.level
             root.setLevel(max(level, logging.WARNING))
@@ -346,26 +345,20 @@ class OnnxCrossEncoderReranker(_FusionMixin):
         self.input_names = list(info["input_names"])
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.session = _ort_session(folder / info["files"][precision], threads)
-        meta = folder / RERANKER_MARKER
-        self.metadata = _read_json(meta) if meta.is_file() else {}
         self.documents_scored = 0
         self.seconds = 0.0
 
     def _logits(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        # tokenise once; each length-sorted batch is only padded
         encoded = self.tokenizer(
             [query] * len(documents), list(documents), truncation=True, max_length=self.max_length
-        )["input_ids"]
-        order = np.argsort([-len(ids) for ids in encoded], kind="stable")
+        )
+        order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
         out = np.zeros(len(documents), dtype=np.float32)
         for begin in range(0, len(order), self.batch_size):
             rows = order[begin : begin + self.batch_size]
-            batch = self.tokenizer(
-                [query] * len(rows),
-                [documents[i] for i in rows],
-                truncation=True,
-                max_length=self.max_length,
-                padding=True,
-                return_tensors="np",
+            batch = self.tokenizer.pad(
+                {n: [encoded[n][i] for i in rows] for n in self.input_names}, return_tensors="np"
             )
             feed = {n: batch[n].astype(np.int64) for n in self.input_names}
             out[rows] = self.session.run(None, feed)[0][:, 0]

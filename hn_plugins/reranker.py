@@ -348,9 +348,7 @@ def load_reranker(
         onnx_reranker = OnnxCrossEncoderReranker(
             path, precision=ONNX_BACKENDS[backend], batch_size=batch_size
         )  # type: ignore[arg-type]
-        folder = onnx_reranker.folder
-        meta = _read_json(folder / RERANKER_MARKER) if (folder / RERANKER_MARKER).is_file() else {}
-        onnx_reranker.fusion = _fusion_of(meta, folder)
+        onnx_reranker.fusion = folder_fusion(onnx_reranker.folder)
         return onnx_reranker
     if path.exists():
         if not path.is_dir():
