@@ -24,6 +24,7 @@ from hn_plugins.models import load_sentence_transformer, resolve_model_path
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "RERANKER_BACKENDS",
     "RERANKER_MARKER",
     "BiEncoderReranker",
     "CrossEncoderReranker",
@@ -36,6 +37,8 @@ __all__ = [
 
 #: File our trainer writes into a model folder: ``{"kind": "cross"|"bi", ...training metadata...}``.
 RERANKER_MARKER = "hn_reranker.json"
+#: ``backend`` values of :func:`load_reranker`: sentence-transformers, or onnxruntime on an ``hn export-onnx`` copy.
+RERANKER_BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
 #: File a model registry folder holds (see :mod:`hn_plugins.registry`).
 REGISTRY_MARKER = "registry.json"
 
@@ -339,7 +342,7 @@ def load_reranker(
         from hn_plugins.onnx_backend import ONNX_BACKENDS, OnnxCrossEncoderReranker
 
         if backend not in ONNX_BACKENDS:
-            raise RerankerLoadError(f"backend must be 'torch', 'onnx' or 'onnx-int8', got {backend!r}.")
+            raise RerankerLoadError(f"backend must be one of {RERANKER_BACKENDS}, got {backend!r}.")
         if not path.is_dir():
             raise RerankerLoadError(
                 f"backend={backend!r} needs a local cross-encoder folder exported with `hn export-onnx`; "

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 
-from hn_plugins.reranker import Reranker, RerankerLoadError, load_reranker
+from hn_plugins.reranker import RERANKER_BACKENDS, Reranker, RerankerLoadError, load_reranker
 
 if TYPE_CHECKING:
     from haystack_integrations.components.rankers.hn.training import QAPair
@@ -116,9 +116,9 @@ class HardNegativeRanker:
             raise ValueError(
                 f"HardNegativeRanker: batch_size must be a positive integer, got {batch_size!r}."
             )
-        if backend not in ("torch", "onnx", "onnx-int8"):
+        if backend not in RERANKER_BACKENDS:
             raise ValueError(
-                f"HardNegativeRanker: backend must be 'torch', 'onnx' or 'onnx-int8', got {backend!r}."
+                f"HardNegativeRanker: backend must be one of {RERANKER_BACKENDS}, got {backend!r}."
             )
         if isinstance(device, str):
             device = ComponentDevice.from_str(device)
