@@ -820,12 +820,20 @@ def run_benchmark(
     )
     single = [model_list[0]]
 
-    def default_mine(seed: int, models_: Sequence[str] = model_list, variance_: float = variance) -> Any:
-        primary = miners.mine("paper", models_, variance_)
+    def default_parts(
+        seed: int, models_: Sequence[str] = model_list, variance_: float = variance
+    ) -> tuple[Any, Any, Any]:
+        """``default``'s mined parts: the paper's negatives, the positive-aware fallback, the seeded random ones."""
         fb = DEFAULT_STRATEGY["fallback"]
+        primary = miners.mine("paper", models_, variance_)
         fallback = miners.mine(fb["selector"], models_, variance_, relative_margin=fb["relative_margin"])
         rnd = miners.mine("random", models_, None, seed) if DEFAULT_STRATEGY["random_negatives"] else None
-        return combine_default_negatives(primary, fallback, rnd, DEFAULT_STRATEGY["random_negatives"])
+        return primary, fallback, rnd
+
+    def default_mine(seed: int, models_: Sequence[str] = model_list, variance_: float = variance) -> Any:
+        return combine_default_negatives(
+            *default_parts(seed, models_, variance_), DEFAULT_STRATEGY["random_negatives"]
+        )
 
     zero_shot_choice: dict[str, Any] = {}
 
@@ -841,6 +849,7 @@ def run_benchmark(
 
     def verified_default_mine(seed: int) -> Any:
         """``default``'s mining with the paper and fallback results verified (once; the random part per seed)."""
+        primary, fallback, rnd = default_parts(seed)
         if not verified:
             from hn_plugins.mining.verifier import FalseNegativeVerifier
 
@@ -848,18 +857,12 @@ def run_benchmark(
                 train, base_model, kind, zero_shot_fusion_choice(), max_length=max_length
             )
             verifier = FalseNegativeVerifier(teacher, margin=0.0, context=context)
-            fb = DEFAULT_STRATEGY["fallback"]
-            primary = miners.mine("paper", model_list, variance)
-            fallback = miners.mine(
-                fb["selector"], model_list, variance, relative_margin=fb["relative_margin"]
-            )
             verified["primary"] = verifier.verify(primary, train)
             verified["fallback"] = verifier.verify(fallback, train)
             audit = {k: verified[k].diagnostics["dropped"] for k in ("primary", "fallback")}
             (out / "verifier_dropped.json").write_text(
                 json.dumps({"verifier": verifier.get_config_dict(), **audit}, indent=1), encoding="utf-8"
             )
-        rnd = miners.mine("random", model_list, None, seed) if DEFAULT_STRATEGY["random_negatives"] else None
         return combine_verified_default_negatives(
             verified["primary"], verified["fallback"], rnd, DEFAULT_STRATEGY["random_negatives"]
         )
