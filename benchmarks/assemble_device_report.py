@@ -1,0 +1,143 @@
+"""Complete one dataset's benchmark report from two GPU runs that each did part of it.
+
+The device's 15-minute sessions cannot run every strategy on every dataset at once: one run finished every row
+but ``default`` (its process logs carry each finished row's test metrics, one line per row and seed, see
+``summarize_device_logs.py``), a later run did ``none``, ``zero-shot`` and ``default`` and wrote a merged
+``report.json``. This writes one report with every row: the rows of ``report.json`` as they are (with per-query
+values and significance), plus the rows found only in the logs (mean and std over their seeds, no per-query
+values), with the quality bar computed over all of them by :func:`hn_evaluation.benchmark.quality_bar`.
+
+Rows present in both must agree seed by seed (``none`` and ``zero-shot`` are deterministic, so this checks that
+the two runs evaluated the same test set the same way); a disagreement above ``--tolerance`` stops the script.
+
+Usage::
+
+    python benchmarks/assemble_device_report.py --report /tmp/dev1/merged/benchmark_cranfield \
+        --logs benchmarks/results/device_partial_cross_fit --dataset cranfield \
+        --out benchmarks/results/benchmark_cranfield
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import re
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from hn_evaluation.benchmark import format_benchmark_markdown, quality_bar
+from hn_evaluation.plots import plot_metric_bars
+from hn_evaluation.report import aggregate_seeds, write_report_json
+
+logger = logging.getLogger("assemble_device_report")
+LINE = re.compile(r"hn_evaluation\.benchmark (\S+) seed (\d+): (\{.*?\})")
+
+
+def rows_from_logs(folder: Path, dataset: str) -> tuple[dict[str, dict[int, dict[str, float]]], list[str]]:
+    """``{row: {seed: metrics}}`` from the ``run*_<dataset>-seed<n>.log`` files of ``folder``, and their names."""
+    found: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
+    names = []
+    for log in sorted(folder.glob(f"run*_{dataset}-seed*.log")):
+        names.append(log.name)
+        seed = int(re.search(r"-seed(\d+)\.log$", log.name).group(1))
+        for row, row_seed, metrics in LINE.findall(log.read_text(encoding="utf-8")):
+            if int(row_seed) == seed:
+                found[row][seed] = {k: float(v) for k, v in ast.literal_eval(metrics).items()}
+    return dict(found), names
+
+
+def assemble(
+    report_dir: Path, logs: Path, dataset: str, out: Path, tolerance: float = 1e-4
+) -> dict[str, Any]:
+    report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    seeds = list(report["config"]["seeds"])
+    logged, log_names = rows_from_logs(logs, dataset)
+    if not logged:
+        raise SystemExit(f"No finished rows for {dataset} in {logs}; check --logs and --dataset.")
+    # rows in both: the same values seed by seed
+    for row in sorted(set(logged) & set(report["rows"])):
+        for i, seed in enumerate(seeds):
+            if seed not in logged[row]:
+                continue
+            new = report["strategies"][row]["per_seed"][i]["metrics"]
+            for metric, value in logged[row][seed].items():
+                if abs(new[metric] - value) > tolerance:
+                    raise SystemExit(
+                        f"{dataset} {row} seed {seed} {metric}: {value} in the logs, {new[metric]} in the report; "
+                        "the two runs do not evaluate alike, so their rows cannot share one table."
+                    )
+    added = {}
+    for row, by_seed in logged.items():
+        if row in report["rows"]:
+            continue
+        if sorted(by_seed) != sorted(seeds):
+            logger.warning("%s: %s finished seeds %s only, not %s", dataset, row, sorted(by_seed), seeds)
+        added[row] = {"seeds": sorted(by_seed), **aggregate_seeds([by_seed[s] for s in sorted(by_seed)])}
+    rows = dict(report["rows"])
+    for row, agg in added.items():
+        rows[row] = {m: {"mean": v["mean"], "std": v["std"]} for m, v in agg.items() if m != "seeds"}
+    controls = [r for r in rows if r.endswith("+fusion") or r.endswith("-no-fusion")]
+    config = {**report["config"], "control_rows": controls}
+    combined = {
+        **report,
+        "config": config,
+        "rows": rows,
+        "quality_bar": quality_bar(rows, controls),
+        "rows_from_logs": {
+            "rows": {
+                r: {"seeds": a["seeds"], **{m: v for m, v in a.items() if m != "seeds"}}
+                for r, a in added.items()
+            },
+            "logs": [f"{logs.as_posix()}/{n}" for n in log_names],
+            "note": "finished rows of an earlier run whose processes were stopped before writing report.json; "
+            "mean and std over their seeds, no per-query values (not in significance or short_long)",
+        },
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    main_rows = {r: v for r, v in rows.items() if r not in controls}
+    plots = []
+    for metric in ("mrr@10", "mrr@3"):
+        path = out / f"{metric.replace('@', '_at_')}.png"
+        plots.append(plot_metric_bars(main_rows, metric, path, title=f"{dataset}: {metric}").name)
+    picture = report_dir / "pca_neighbourhood.png"
+    if picture.is_file():
+        shutil.copyfile(picture, out / picture.name)
+        plots.append(picture.name)
+    combined["plots"] = plots
+    write_report_json(combined, out / "report.json")
+    note = (
+        "\n## Where the rows come from\n\n"
+        f"`{'`, `'.join(report['rows'])}`: the run of `{report_dir.as_posix()}` (per-query values, significance and "
+        f"short/long above). `{'`, `'.join(added)}`: the test metrics logged by the finished rows of the earlier "
+        f"run's processes ({', '.join(combined['rows_from_logs']['logs'])}), stopped by the device's time budget "
+        "before they wrote a report; mean and std over their seeds, no per-query values. Rows in both runs agree "
+        f"seed by seed within {tolerance}.\n"
+    )
+    (out / "report.md").write_text(format_benchmark_markdown(combined) + note, encoding="utf-8")
+    return combined
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--report", type=Path, required=True, help="folder of the merged report.json")
+    parser.add_argument("--logs", type=Path, required=True, help="folder of the earlier run's process logs")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tolerance", type=float, default=1e-4)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    combined = assemble(args.report, args.logs, args.dataset, args.out, args.tolerance)
+    logger.info(
+        "%s: %d rows, quality bar %s",
+        args.dataset,
+        len(combined["rows"]),
+        json.dumps(combined["quality_bar"]),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""benchmarks/assemble_device_report.py: rows of a report plus rows logged by an earlier run, one quality bar."""
+
+import importlib.util
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "assemble_device_report.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("assemble_device_report", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _metrics(mrr10: float) -> dict[str, float]:
+    return {"mrr@3": mrr10 - 0.01, "mrr@10": mrr10}
+
+
+def _report(folder: Path, rows: dict[str, list[float]]) -> None:
+    """A merged report as run_benchmark writes it, reduced to what the script reads."""
+    folder.mkdir(parents=True)
+    report = {
+        "dataset": "toy",
+        "config": {"seeds": [0, 1], "control_rows": []},
+        "metrics": ["mrr@3", "mrr@10"],
+        "rows": {
+            name: {
+                m: {"mean": sum(_metrics(v)[m] for v in values) / 2, "std": 0.0} for m in ("mrr@3", "mrr@10")
+            }
+            for name, values in rows.items()
+        },
+        "strategies": {
+            name: {"per_seed": [{"seed": i, "metrics": _metrics(v)} for i, v in enumerate(values)]}
+            for name, values in rows.items()
+        },
+    }
+    (folder / "report.json").write_text(json.dumps(report), encoding="utf-8")
+
+
+def _log(folder: Path, name: str, lines: dict[str, float], seed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "".join(
+        f"2026-11-26 04:40:10,454 hn_evaluation.benchmark {row} seed {seed}: {_metrics(v)!r}\n"
+        for row, v in lines.items()
+    )
+    # a line of another seed inside the log is not this process's result
+    text += f"2026-11-26 04:40:11,000 hn_evaluation.benchmark paper seed {seed + 7}: {_metrics(0.99)!r}\n"
+    (folder / name).write_text(text, encoding="utf-8")
+
+
+def test_rows_from_logs_join_the_report_and_the_bar_counts_them(tmp_path):
+    _report(tmp_path / "new", {"none": [0.5, 0.5], "zero-shot": [0.6, 0.6], "default": [0.7, 0.72]})
+    _log(tmp_path / "logs", "run1_toy-seed0.log", {"none": 0.5, "paper": 0.68, "paper+fusion": 0.69}, 0)
+    _log(tmp_path / "logs", "run2_toy-seed1.log", {"none": 0.5, "paper": 0.72, "paper+fusion": 0.71}, 1)
+    out = _module().assemble(tmp_path / "new", tmp_path / "logs", "toy", tmp_path / "out")
+    assert out["rows"]["paper"]["mrr@10"]["mean"] == pytest.approx(0.70)
+    assert out["rows"]["paper"]["mrr@10"]["std"] == pytest.approx(
+        statistics.stdev([0.68, 0.72])
+    )  # as aggregate_seeds
+    assert out["rows_from_logs"]["rows"]["paper"]["seeds"] == [0, 1]
+    bar = out["quality_bar"]
+    assert bar["best_other"] == "paper"  # paper+fusion is a control, not another strategy
+    assert bar["best_fused_control"] == "paper+fusion"
+    assert bar["lift_over_best_other"] == pytest.approx(0.71 / 0.70 - 1)
+    # +18% over zero-shot passes, +1.4% over the logged paper row does not
+    assert bar["lift_over_start"] == pytest.approx(0.71 / 0.6 - 1)
+    assert bar["met"] is False
+    saved = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert set(saved["rows"]) == {"none", "zero-shot", "default", "paper", "paper+fusion"}
+    assert "paper+fusion" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+
+
+def test_a_row_that_differs_between_the_runs_stops_the_assembly(tmp_path):
+    _report(tmp_path / "new", {"none": [0.5, 0.5], "default": [0.7, 0.7]})
+    _log(tmp_path / "logs", "run1_toy-seed0.log", {"none": 0.4, "paper": 0.62}, 0)
+    with pytest.raises(SystemExit, match="none seed 0 mrr"):
+        _module().assemble(tmp_path / "new", tmp_path / "logs", "toy", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
