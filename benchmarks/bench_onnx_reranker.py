@@ -3,15 +3,21 @@
 Writes ``benchmarks/results/onnx_int8_<data>.json``:
 
 - speed: seconds to rerank BM25's top-100 of one test query (median over ``--speed-queries`` timed queries, the first
-  query untimed) at each ``--max-lengths`` value, for ``torch`` (sentence-transformers ``CrossEncoder.predict``),
-  ``onnx`` (fp32) and ``onnx-int8`` (the export's int8 copy: per-channel, 7-bit range);
+  query untimed; the backends take turns query by query) at each ``--max-lengths`` value, for ``torch``
+  (sentence-transformers ``CrossEncoder.predict``), ``onnx`` (fp32) and ``onnx-int8`` (the export's int8 copy:
+  per-channel, 7-bit range); with ``--compare-attention`` also an export of the model's own attention
+  (``export_onnx(attention="model")``, transformers' scaled-dot-product attention) beside the default eager one;
 - quality: MRR@10 / nDCG@10 / Recall@10 on the test split (BM25 top-100 reranked, the model's own maximum length) for
   ``torch``, ``onnx-int8`` and, as the ablation behind the choice, a per-tensor int8 copy (onnxruntime's default).
 
 Needs a trained cross-encoder folder (the int8 copy's quality only means something for a trained head), e.g. the
 student of ``benchmarks/results/bootstrap_cranfield_cpu`` (its README has the command). Run on a quiet machine::
 
-    python benchmarks/bench_onnx_reranker.py --model /tmp/boot/model --data ../shared/data/cranfield --threads 2
+    python benchmarks/bench_onnx_reranker.py --model /tmp/boot/model --data ../shared/data/cranfield --threads 2 \
+        --speed-queries 16
+    python benchmarks/bench_onnx_reranker.py --model /tmp/boot/model --data ../shared/data/cranfield --threads 2 \
+        --speed-queries 16 --max-lengths 128 --compare-attention --max-test-queries 5 \
+        --out benchmarks/results/onnx_attention_cranfield.json
 """
 
 from __future__ import annotations
@@ -46,20 +52,24 @@ def _per_tensor_copy(folder: Path, work: Path) -> Path:
 
 
 def _speed(rerankers: dict, test, candidates: dict, queries: list[str], max_length: int) -> dict:
-    out = {}
-    for name, reranker in rerankers.items():
+    """Median seconds per query of each reranker; the backends take turns on every query (round robin), so a
+    slower or busier stretch of the machine falls on all of them alike."""
+    for reranker in rerankers.values():
         if hasattr(reranker, "max_length"):
             reranker.max_length = max_length
         else:
             reranker.model.max_length = max_length
-        times = []
-        for i, qid in enumerate(queries):
-            docs = [test.document_text(d) for d in candidates[qid]]
+    times: dict[str, list[float]] = {name: [] for name in rerankers}
+    for i, qid in enumerate(queries):
+        docs = [test.document_text(d) for d in candidates[qid]]
+        for name, reranker in rerankers.items():
             start = time.perf_counter()
             reranker.score(test.queries[qid], docs)
-            if i:
-                times.append(time.perf_counter() - start)
-        median = statistics.median(times)
+            if i:  # the first query warms every backend up
+                times[name].append(time.perf_counter() - start)
+    out = {}
+    for name, values in times.items():
+        median = statistics.median(values)
         out[name] = {
             "seconds_per_query": median,
             "documents_per_second": len(candidates[queries[0]]) / median,
@@ -79,8 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-test-queries", type=int, default=None, help="quality on a sample (default: all)"
     )
+    parser.add_argument(
+        "--compare-attention",
+        action="store_true",
+        help="also time an export of the model's own attention (export_onnx(attention='model')) beside the eager one",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    load_before = list(os.getloadavg())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for name in ("sentence_transformers", "transformers", "bm25s", "httpx", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -99,17 +115,29 @@ def main(argv: list[str] | None = None) -> int:
         folder = work / "model"
         shutil.copytree(args.model, folder, ignore=shutil.ignore_patterns("checkpoints", "onnx"))
         export = export_onnx(folder)
+        own_attention = None
+        if args.compare_attention:
+            own_attention = work / "model-own-attention"
+            shutil.copytree(folder, own_attention, ignore=shutil.ignore_patterns("onnx"))
+            own_export = export_onnx(own_attention, attention="model")
         per_tensor = _per_tensor_copy(folder, work)
         test = load_beir(args.data, split="test", empty_documents="drop")
         run = first_stage_run(test, "bm25", args.top_k)
         candidates = {q: [d for d, _ in ranked[: args.top_k]] for q, ranked in run.items()}
 
         def rerankers() -> dict:
-            return {
+            out = {
                 "torch": CrossEncoderReranker(folder, batch_size=32),
                 "onnx": OnnxCrossEncoderReranker(folder, "fp32", threads=args.threads),
                 "onnx-int8": OnnxCrossEncoderReranker(folder, "int8", threads=args.threads),
             }
+            if own_attention is not None:
+                tag = f"{own_export['attention']}-attention"
+                out[f"onnx-{tag}"] = OnnxCrossEncoderReranker(own_attention, "fp32", threads=args.threads)
+                out[f"onnx-int8-{tag}"] = OnnxCrossEncoderReranker(
+                    own_attention, "int8", threads=args.threads
+                )
+            return out
 
         speed_queries = list(candidates)[: args.speed_queries + 1]
         speed = {
@@ -144,10 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu": platform.processor() or platform.machine(),
                 "threads": args.threads,
                 "cores_available": len(os.sched_getaffinity(0)),
-                "load_average_before": list(os.getloadavg()),
+                "load_average_before": load_before,
                 "torch": torch.__version__,
             },
-            "export": {k: export[k] for k in ("check", "quantization", "seconds")},
+            "export": {k: export.get(k) for k in ("attention", "check", "quantization", "seconds")},
             "speed_top_k": args.top_k,
             "speed_queries": args.speed_queries,
             "speed": speed,

@@ -48,6 +48,8 @@ EXPORT_MARKER = "export.json"
 #: ``backend`` values of :func:`hn_plugins.reranker.load_reranker` that run a model with onnxruntime.
 ONNX_BACKENDS: dict[str, str] = {"onnx": "fp32", "onnx-int8": "int8"}
 _FILES = {"fp32": "model.onnx", "int8": "model_qint8.onnx"}
+#: ``attention`` values of :func:`export_onnx`.
+ATTENTIONS = ("eager", "model")
 _ACTIVATIONS = {"Sigmoid": "sigmoid", "Identity": "identity"}
 #: Pairs for the export's numerical check when the caller gives none (a numerical check, not a benchmark).
 _CHECK_PAIRS = (
@@ -113,6 +115,26 @@ def _ort_session(path: Path, threads: int | None) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def _set_attention(hf_model: Any, attention: str) -> str:
+    """Switch the model to ``attention`` (``eager``) before export, or keep its own (``model``); return the one
+    that is exported.
+
+    transformers' default scaled-dot-product attention traces to ops onnxruntime runs one by one; the eager form
+    (matmul, softmax, matmul) runs faster there: ``python benchmarks/bench_onnx_reranker.py --compare-attention``
+    measures both exports side by side (``benchmarks/results/onnx_int8_cranfield.json``).
+    """
+    if attention == "eager":
+        setter = getattr(hf_model, "set_attn_implementation", None)
+        try:
+            if callable(setter):
+                setter("eager")
+            else:  # older transformers
+                hf_model.config._attn_implementation = "eager"
+        except (ValueError, AttributeError):  # a model without an eager path keeps its own
+            logger.info("%s has no eager attention; exporting its own", type(hf_model).__name__)
+    return str(getattr(hf_model.config, "_attn_implementation", None) or "unknown")
+
+
 def export_onnx(
     model: str | os.PathLike[str],
     *,
@@ -120,6 +142,7 @@ def export_onnx(
     opset: int = 17,
     check_pairs: Sequence[tuple[str, str]] | None = None,
     tolerance: float = 1e-3,
+    attention: str = "eager",
 ) -> dict[str, Any]:
     """Export a cross-encoder folder to ONNX (fp32, plus int8 weights unless ``int8=False``).
 
@@ -131,7 +154,7 @@ def export_onnx(
 
     Check: the fp32 ONNX logits must equal PyTorch's within ``tolerance`` on ``check_pairs``; the int8 copy's
     largest logit difference from fp32 on the same pairs is recorded. int8 changes scores (measured on Cranfield:
-    MRR@10 0.591 vs 0.604 for PyTorch, not significant at p = 0.43); measure it on your own data with
+    MRR@10 0.587 vs 0.604 for PyTorch, not significant at p = 0.27); measure it on your own data with
     ``hn eval --backend onnx-int8`` before you ship it.
 
     Args:
@@ -140,6 +163,8 @@ def export_onnx(
         opset: ONNX opset.
         check_pairs: (query, document) pairs of the numerical check (default: a few built-in pairs).
         tolerance: largest allowed fp32 logit difference.
+        attention: ``eager`` (default: the plain attention, which onnxruntime runs faster) or ``model`` (the
+            attention the model loads with, e.g. transformers' scaled-dot-product one).
 
     Returns:
         The ``export.json`` content (``files``, ``check``, ``max_length``, ...), with ``folder``.
@@ -148,6 +173,7 @@ def export_onnx(
         RerankerLoadError: not a local cross-encoder folder (a bi-encoder gets told what to do instead).
         ImportError: onnx / onnxruntime missing.
         RuntimeError: the fp32 copy does not match PyTorch (nothing is replaced).
+        ValueError: an unknown ``attention``.
 
     Example:
         >>> info = export_onnx("models/reranker")  # doctest: +SKIP
@@ -162,6 +188,8 @@ def export_onnx(
     except ImportError as exc:  # pragma: no cover - the extra is installed in CI
         raise _onnx_error("export_onnx") from exc
 
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}.")
     folder = _model_folder(model)
     start = time.perf_counter()
     cross = CrossEncoder(str(folder), device="cpu")
@@ -177,6 +205,7 @@ def export_onnx(
     hf_model = (
         cross.model if isinstance(getattr(cross, "model", None), torch.nn.Module) else cross[0].auto_model
     )
+    attention_used = _set_attention(hf_model, attention)
     tokenizer = cross.tokenizer
     sample = tokenizer(["query"], ["document"], return_tensors="pt")
     input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
@@ -261,6 +290,7 @@ def export_onnx(
             "activation": activation,
             "num_labels": int(getattr(cross, "num_labels", 1)),
             "opset": opset,
+            "attention": attention_used,
             "quantization": {"weight_type": "int8", "per_channel": True, "reduce_range": True}
             if int8
             else None,

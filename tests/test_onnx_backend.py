@@ -169,3 +169,20 @@ def test_registry_versions_keep_their_own_export(cross_folder: Path, tmp_path: P
     np.testing.assert_allclose(
         load_reranker(registry.root, backend="onnx").score(query, docs[:5]), expected, atol=1e-5
     )
+
+
+def test_attention_export_choice_is_recorded_and_both_match_pytorch(
+    cross_folder: Path, tmp_path: Path, cranfield_pairs
+) -> None:
+    assert json.loads((cross_folder / "onnx" / EXPORT_MARKER).read_text())["attention"] == "eager"
+    own = tmp_path / "own"
+    shutil.copytree(cross_folder, own, ignore=shutil.ignore_patterns("onnx"))
+    info = export_onnx(own, int8=False, attention="model")
+    assert info["attention"] != "eager"  # the model's own (scaled-dot-product in transformers 5)
+    query, docs = cranfield_pairs
+    reference = CrossEncoderReranker(cross_folder, batch_size=8).score(query, docs)
+    for folder in (cross_folder, own):
+        scores = OnnxCrossEncoderReranker(folder, "fp32").score(query, docs)
+        np.testing.assert_allclose(scores, reference, atol=1e-5)
+    with pytest.raises(ValueError, match="attention must be one of"):
+        export_onnx(tmp_path / "not-even-loaded", attention="flash")

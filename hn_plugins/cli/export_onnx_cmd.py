@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
     from hn_plugins.onnx_backend import export_onnx
 
     try:
-        info = export_onnx(args.model, int8=not args.no_int8, opset=args.opset)
+        info = export_onnx(args.model, int8=not args.no_int8, opset=args.opset, attention=args.attention)
     except RuntimeError as exc:  # the fp32 copy did not match PyTorch; the earlier export was kept
         sys.stderr.write(f"hn export-onnx: error: {exc}\n")
         return 2
@@ -45,4 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-int8", action="store_true", help="write the fp32 copy only")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    parser.add_argument(
+        "--attention",
+        choices=["eager", "model"],
+        default="eager",
+        help="attention to export: eager (default; faster in onnxruntime) or the model's own",
+    )
     parser.set_defaults(func=run)
