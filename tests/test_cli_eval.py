@@ -143,3 +143,32 @@ def test_hn_benchmark_smoke(shared_data, tmp_path, capsys):
     leftover = [p.name for p in (out / "models").glob("*") if not p.name.startswith(".")]
     assert leftover == []  # models are deleted after evaluation unless --keep-models
     assert "| strategy |" in capsys.readouterr().out
+
+
+def test_hn_eval_window_words_scores_the_best_window(shared_data, tmp_path):
+    """--window-words: each candidate's score is its best window's, checked against the model on each window."""
+    out = tmp_path / "eval.json"
+    args = ["eval", str(shared_data / "medline"), "--model", "zero-shot:all-MiniLM-L6-v2", "--top-k", "3"]
+    assert main([*args, "--max-length", "64", "--window-words", "40", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["windows"] == {"window_words": 40, "stride_words": 30, "aggregate": "max"}
+    from hn_plugins.chunking import split_into_windows
+    from hn_plugins.data import load_beir
+    from hn_plugins.models import load_sentence_transformer
+
+    test = load_beir(shared_data / "medline", split="test", empty_documents="drop")
+    model = load_sentence_transformer("all-MiniLM-L6-v2")
+    model.max_seq_length = 64
+    qid, ranked = next(iter(report["runs"]["reranker"].items()))
+    query = model.encode(test.queries[qid], normalize_embeddings=True)
+    for doc_id, score in ranked:
+        windows = split_into_windows(test.document_text(doc_id), 40, 30)
+        assert len(windows) > 1  # medline abstracts are longer than 40 words
+        best = float((model.encode(windows, normalize_embeddings=True) @ query).max())
+        assert score == pytest.approx(best, abs=1e-5)
+
+
+def test_hn_eval_stride_without_window_is_refused_before_loading(tmp_path, capsys):
+    code = main(["eval", str(tmp_path / "missing"), "--model", "zero-shot:x", "--stride-words", "10"])
+    assert code != 0
+    assert "--stride-words needs --window-words" in capsys.readouterr().err

@@ -44,6 +44,8 @@ def build_reranker(
     query_texts: list[str],
     max_length: int | None,
     backend: str = "torch",
+    window_words: int | None = None,
+    stride_words: int | None = None,
 ) -> Any:
     """A reranker for ``spec``: ``zero-shot:<bi-encoder>`` (un-tuned bi-encoder) or a folder for load_reranker.
 
@@ -55,12 +57,28 @@ def build_reranker(
         query_texts: queries to embed up front (bi-encoders).
         max_length: maximum tokens per text or pair (``None``: the model's).
         backend: ``torch``, or ``onnx`` / ``onnx-int8`` for a cross-encoder folder exported with ``hn export-onnx``.
+        window_words: score documents window by window (this many words) and keep the best window
+            (:class:`~hn_plugins.chunking.ChunkedReranker`); ``None``: whole documents, truncated by the model.
+        stride_words: words between window starts (default: three quarters of ``window_words``).
 
     Example:
         >>> rr = build_reranker("zero-shot:all-MiniLM-L6-v2", ["A cloud network."], ["what is a VCN"], None)  # doctest: +SKIP
         >>> rr.score("what is a VCN", ["A cloud network."]).shape  # doctest: +SKIP
         (1,)
     """
+    if stride_words is not None and window_words is None:
+        raise ValueError("--stride-words needs --window-words (the window it moves).")
+    reranker = _build_whole_document_reranker(spec, candidate_texts, query_texts, max_length, backend)
+    if window_words is None:
+        return reranker
+    from hn_plugins.chunking import ChunkedReranker
+
+    return ChunkedReranker(reranker, window_words=window_words, stride_words=stride_words)
+
+
+def _build_whole_document_reranker(
+    spec: str, candidate_texts: list[str], query_texts: list[str], max_length: int | None, backend: str
+) -> Any:
     from hn_evaluation.benchmark import EmbeddedBiEncoderScorer
     from hn_plugins.models import load_sentence_transformer
     from hn_plugins.reranker import BiEncoderReranker, load_reranker
@@ -97,6 +115,8 @@ def evaluate_model(
     max_length: int | None = None,
     row_name: str | None = None,
     backend: str = "torch",
+    window_words: int | None = None,
+    stride_words: int | None = None,
 ) -> dict[str, Any]:
     """First stage alone, then ``model`` reranking its top ``top_k``; the report as a JSON-ready dict.
 
@@ -125,7 +145,7 @@ def evaluate_model(
     run = first_stage_run(dataset, first_stage, top_k, dense_model=dense_model)  # type: ignore[arg-type]
     docs = list(dict.fromkeys(dataset.document_text(d) for q in run for d, _ in run[q][:top_k]))
     queries = [dataset.queries[q] for q in run]
-    reranker = build_reranker(model, docs, queries, max_length, backend)
+    reranker = build_reranker(model, docs, queries, max_length, backend, window_words, stride_words)
     name = row_name or "reranker"
     rows: dict[str, Any] = {first_stage: None, name: reranker}
     fusion = None
@@ -148,6 +168,11 @@ def evaluate_model(
     }
     out["model"] = model
     out["backend"] = backend
+    out["windows"] = (
+        {"window_words": reranker.window_words, "stride_words": reranker.stride_words, "aggregate": "max"}
+        if window_words is not None
+        else None
+    )
     out["first_stage"] = first_stage
     out["rows_order"] = list(rows)
     out["fusion"] = fusion.to_dict() if fusion is not None else None
@@ -180,6 +205,12 @@ def run(args: argparse.Namespace) -> int:
     from hn_evaluation.report import write_report_json
     from hn_plugins.cli.mine_cmd import load_data
 
+    if args.window_words is not None:  # bad window settings fail before any loading
+        from hn_plugins.chunking import default_stride, split_into_windows
+
+        split_into_windows("", args.window_words, args.stride_words or default_stride(args.window_words))
+    elif args.stride_words is not None:
+        raise ValueError("--stride-words needs --window-words (the window it moves).")
     dataset = load_data(args.data, args.split, args.drop_empty)
     logger.info("Loaded %r", dataset)
     report = evaluate_model(
@@ -190,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
         dense_model=args.dense_model,
         max_length=args.max_length,
         backend=args.backend,
+        window_words=args.window_words,
+        stride_words=args.stride_words,
     )
     if args.json is not None:
         write_report_json(report, args.json)
@@ -228,6 +261,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["torch", "onnx", "onnx-int8"],
         default="torch",
         help="run a cross-encoder folder with onnxruntime (after `hn export-onnx`); default: torch",
+    )
+    parser.add_argument(
+        "--window-words",
+        type=int,
+        default=None,
+        help="score long documents window by window (this many words) and keep the best window (MaxP)",
+    )
+    parser.add_argument(
+        "--stride-words",
+        type=int,
+        default=None,
+        help="words between window starts (default: 3/4 of --window-words)",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the JSON report here")
     parser.add_argument("--drop-empty", action="store_true", help="skip documents without text")
