@@ -39,6 +39,9 @@ def main() -> int:
         action="store_true",
         help="add the default+verify row (false-negative verifier)",
     )
+    parser.add_argument(
+        "--num-negatives", type=int, default=1, help="mined negatives per (query, positive) pair (default: 1)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     for name in QUIET:
@@ -57,6 +60,7 @@ def main() -> int:
         max_length=args.max_length,
         cache_dir=args.cache_dir,
         ablation_verifier=args.ablation_verifier,
+        num_negatives=args.num_negatives,
     )
     for row, values in report["rows"].items():
         sys.stdout.write(f"RESULT {row} {json.dumps({m: round(x['mean'], 4) for m, x in values.items()})}\n")
