@@ -20,34 +20,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import logging
-import re
 import shutil
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from summarize_device_logs import NAME, logged_rows  # benchmarks/ (this script's folder) is on sys.path
 
 from hn_evaluation.benchmark import format_benchmark_markdown, quality_bar
 from hn_evaluation.plots import plot_metric_bars
 from hn_evaluation.report import aggregate_seeds, write_report_json
 
 logger = logging.getLogger("assemble_device_report")
-LINE = re.compile(r"hn_evaluation\.benchmark (\S+) seed (\d+): (\{.*?\})")
-
-
-def rows_from_logs(folder: Path, dataset: str) -> tuple[dict[str, dict[int, dict[str, float]]], list[str]]:
-    """``{row: {seed: metrics}}`` from the ``run*_<dataset>-seed<n>.log`` files of ``folder``, and their names."""
-    found: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
-    names = []
-    for log in sorted(folder.glob(f"run*_{dataset}-seed*.log")):
-        names.append(log.name)
-        seed = int(re.search(r"-seed(\d+)\.log$", log.name).group(1))
-        for row, row_seed, metrics in LINE.findall(log.read_text(encoding="utf-8")):
-            if int(row_seed) == seed:
-                found[row][seed] = {k: float(v) for k, v in ast.literal_eval(metrics).items()}
-    return dict(found), names
 
 
 def assemble(
@@ -55,7 +40,12 @@ def assemble(
 ) -> dict[str, Any]:
     report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
     seeds = list(report["config"]["seeds"])
-    logged, log_names = rows_from_logs(logs, dataset)
+    logged = logged_rows(logs).get(dataset, {})
+    log_names = [
+        log.name
+        for log in sorted(logs.glob("run*-seed*.log"))
+        if (match := NAME.search(log.name)) and match.group(1) == dataset
+    ]
     if not logged:
         raise SystemExit(f"No finished rows for {dataset} in {logs}; check --logs and --dataset.")
     # rows in both: the same values seed by seed

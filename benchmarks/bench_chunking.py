@@ -28,7 +28,7 @@ def measure(data: Path, model: str, threads: int) -> dict:
     from hn_evaluation.benchmark import benchmark_metrics, first_stage_run
     from hn_evaluation.rerank import evaluate_reranking
     from hn_evaluation.significance import paired_permutation_test
-    from hn_plugins.chunking import ChunkedReranker, split_into_windows
+    from hn_plugins.chunking import ChunkedReranker, default_stride, split_into_windows
     from hn_plugins.data import load_beir
     from hn_plugins.reranker import BiEncoderReranker
 
@@ -42,7 +42,7 @@ def measure(data: Path, model: str, threads: int) -> dict:
     report = evaluate_reranking(test, run, rows, top_k=100, metrics=benchmark_metrics(100))
     candidates = {d for q in run for d, _ in run[q][:100]}
     windows_per_doc = {
-        w: sum(len(split_into_windows(test.document_text(d), w, (3 * w) // 4)) for d in candidates)
+        w: sum(len(split_into_windows(test.document_text(d), w, default_stride(w))) for d in candidates)
         / len(candidates)
         for w in WINDOWS
     }

@@ -21,8 +21,12 @@ LINE = re.compile(r"hn_evaluation\.benchmark (\S+) seed (\d+): (\{.*?\})")
 NAME = re.compile(r"run\d+_(.+)-seed(\d+)\.log$")
 
 
-def summarize(folder: Path, metric: str = "mrr@10") -> str:
-    values: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+def logged_rows(folder: Path) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
+    """``{dataset: {row: {seed: metrics}}}`` from the ``run<n>_<dataset>-seed<seed>.log`` files of ``folder``.
+
+    Only a process's own seed counts (a line of another seed is not that process's result).
+    """
+    values: dict[str, dict[str, dict[int, dict[str, float]]]] = defaultdict(lambda: defaultdict(dict))
     for log in sorted(folder.glob("run*-seed*.log")):
         match = NAME.search(log.name)
         if match is None:
@@ -30,12 +34,16 @@ def summarize(folder: Path, metric: str = "mrr@10") -> str:
         dataset, seed = match.group(1), int(match.group(2))
         for row, row_seed, metrics in LINE.findall(log.read_text(encoding="utf-8")):
             if int(row_seed) == seed:
-                values[dataset][row][seed] = float(ast.literal_eval(metrics)[metric])
+                values[dataset][row][seed] = {k: float(v) for k, v in ast.literal_eval(metrics).items()}
+    return {dataset: dict(rows) for dataset, rows in values.items()}
+
+
+def summarize(folder: Path, metric: str = "mrr@10") -> str:
     lines = []
-    for dataset, rows in sorted(values.items()):
+    for dataset, rows in sorted(logged_rows(folder).items()):
         lines += [f"### {dataset}", "", f"| row | {metric} (mean) | seeds finished |", "|---|---|---|"]
         for row, by_seed in rows.items():
-            mean = sum(by_seed.values()) / len(by_seed)
+            mean = sum(m[metric] for m in by_seed.values()) / len(by_seed)
             lines.append(f"| {row} | {mean:.4f} | {','.join(map(str, sorted(by_seed)))} |")
         lines.append("")
     return "\n".join(lines)

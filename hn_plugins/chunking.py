@@ -31,6 +31,18 @@ def default_stride(window_words: int) -> int:
     return max(1, (3 * window_words) // 4)
 
 
+def check_windows(window_words: int, stride_words: int) -> None:
+    """Refuse window settings that cannot cut a text: ``window_words >= 1`` and ``1 <= stride_words <= window_words``.
+
+    Example:
+        >>> check_windows(128, 96)
+    """
+    if window_words < 1 or not 1 <= stride_words <= window_words:
+        raise ValueError(
+            f"Need window_words >= 1 and 1 <= stride_words <= window_words, got {window_words} and {stride_words}."
+        )
+
+
 def split_into_windows(text: str, window_words: int = 128, stride_words: int = 96) -> list[str]:
     """Overlapping windows of ``window_words`` words, one every ``stride_words`` words (whitespace-split).
 
@@ -43,10 +55,7 @@ def split_into_windows(text: str, window_words: int = 128, stride_words: int = 9
         >>> split_into_windows("short text", window_words=3, stride_words=2)
         ['short text']
     """
-    if window_words < 1 or not 1 <= stride_words <= window_words:
-        raise ValueError(
-            f"Need window_words >= 1 and 1 <= stride_words <= window_words, got {window_words} and {stride_words}."
-        )
+    check_windows(window_words, stride_words)
     words = text.split()
     if len(words) <= window_words:
         return [text]
@@ -95,7 +104,7 @@ class ChunkedReranker(_FusionMixin):
             raise ValueError(f"max_windows must be >= 1, got {max_windows}.")
         if stride_words is None:
             stride_words = default_stride(window_words)
-        split_into_windows("", window_words, stride_words)  # validates the window settings
+        check_windows(window_words, stride_words)
         self.reranker = reranker
         self.window_words = window_words
         self.stride_words = stride_words

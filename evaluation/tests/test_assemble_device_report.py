@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "assemble_device_r
 
 
 def _module():
+    # the script imports its neighbour summarize_device_logs, as it does when run from benchmarks/
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("assemble_device_report", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -66,14 +66,24 @@ def build_reranker(
         >>> rr.score("what is a VCN", ["A cloud network."]).shape  # doctest: +SKIP
         (1,)
     """
-    if stride_words is not None and window_words is None:
-        raise ValueError("--stride-words needs --window-words (the window it moves).")
+    _check_window_args(window_words, stride_words)
     reranker = _build_whole_document_reranker(spec, candidate_texts, query_texts, max_length, backend)
     if window_words is None:
         return reranker
     from hn_plugins.chunking import ChunkedReranker
 
     return ChunkedReranker(reranker, window_words=window_words, stride_words=stride_words)
+
+
+def _check_window_args(window_words: int | None, stride_words: int | None) -> None:
+    """``--window-words`` / ``--stride-words`` that can cut a document (checked before anything loads)."""
+    from hn_plugins.chunking import check_windows, default_stride
+
+    if window_words is None:
+        if stride_words is not None:
+            raise ValueError("--stride-words needs --window-words (the window it moves).")
+        return
+    check_windows(window_words, stride_words if stride_words is not None else default_stride(window_words))
 
 
 def _build_whole_document_reranker(
@@ -169,7 +179,11 @@ def evaluate_model(
     out["model"] = model
     out["backend"] = backend
     out["windows"] = (
-        {"window_words": reranker.window_words, "stride_words": reranker.stride_words, "aggregate": "max"}
+        {
+            "window_words": reranker.window_words,
+            "stride_words": reranker.stride_words,
+            "aggregate": reranker.aggregate,
+        }
         if window_words is not None
         else None
     )
@@ -205,12 +219,7 @@ def run(args: argparse.Namespace) -> int:
     from hn_evaluation.report import write_report_json
     from hn_plugins.cli.mine_cmd import load_data
 
-    if args.window_words is not None:  # bad window settings fail before any loading
-        from hn_plugins.chunking import default_stride, split_into_windows
-
-        split_into_windows("", args.window_words, args.stride_words or default_stride(args.window_words))
-    elif args.stride_words is not None:
-        raise ValueError("--stride-words needs --window-words (the window it moves).")
+    _check_window_args(args.window_words, args.stride_words)  # bad window settings fail before any loading
     dataset = load_data(args.data, args.split, args.drop_empty)
     logger.info("Loaded %r", dataset)
     report = evaluate_model(
