@@ -18,6 +18,9 @@ student of ``benchmarks/results/bootstrap_cranfield_cpu`` (its README has the co
     python benchmarks/bench_onnx_reranker.py --model /tmp/boot/model --data ../shared/data/cranfield --threads 2 \
         --speed-queries 16 --max-lengths 128 --compare-attention --max-test-queries 5 \
         --out benchmarks/results/onnx_attention_cranfield.json
+
+``--baseline-model DIR`` times a second folder (e.g. the full-depth student beside a ``hn bootstrap --num-layers 3``
+one) in the same turns, with PyTorch and int8.
 """
 
 from __future__ import annotations
@@ -94,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time an export of the model's own attention (export_onnx(attention='model')) beside the eager one",
     )
+    parser.add_argument(
+        "--baseline-model",
+        type=Path,
+        default=None,
+        help="another cross-encoder folder (e.g. the full-depth one) timed in the same turns (torch and int8)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     load_before = list(os.getloadavg())
@@ -120,6 +129,13 @@ def main(argv: list[str] | None = None) -> int:
             own_attention = work / "model-own-attention"
             shutil.copytree(folder, own_attention, ignore=shutil.ignore_patterns("onnx"))
             own_export = export_onnx(own_attention, attention="model")
+        baseline = None
+        if args.baseline_model is not None:
+            baseline = work / "baseline"
+            shutil.copytree(
+                args.baseline_model, baseline, ignore=shutil.ignore_patterns("checkpoints", "onnx")
+            )
+            export_onnx(baseline)
         per_tensor = _per_tensor_copy(folder, work)
         test = load_beir(args.data, split="test", empty_documents="drop")
         run = first_stage_run(test, "bm25", args.top_k)
@@ -137,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                 out[f"onnx-int8-{tag}"] = OnnxCrossEncoderReranker(
                     own_attention, "int8", threads=args.threads
                 )
+            if baseline is not None:
+                out["baseline-torch"] = CrossEncoderReranker(baseline, batch_size=32)
+                out["baseline-onnx-int8"] = OnnxCrossEncoderReranker(baseline, "int8", threads=args.threads)
             return out
 
         speed_queries = list(candidates)[: args.speed_queries + 1]
@@ -168,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
             "model": str(args.model),
             "model_max_length": export["max_length"],
             "model_training": {k: model_meta.get(k) for k in ("base_model", "data", "loss", "created")},
+            "model_layers": json.loads((folder / "config.json").read_text())["num_hidden_layers"],
+            "baseline_model": str(args.baseline_model) if args.baseline_model else None,
+            "baseline_layers": json.loads((baseline / "config.json").read_text())["num_hidden_layers"]
+            if baseline is not None
+            else None,
             "machine": {
                 "cpu": platform.processor() or platform.machine(),
                 "threads": args.threads,

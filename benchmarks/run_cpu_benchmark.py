@@ -4,6 +4,9 @@ Usage::
 
     python benchmarks/run_cpu_benchmark.py ../shared/data/cranfield /tmp/exp/cpu_cran \
         --strategies none,zero-shot,in-batch,paper,default --seeds 0 --max-length 128
+    # a cross-encoder from `hn bootstrap` as the start:
+    python benchmarks/run_cpu_benchmark.py ../shared/data/cranfield /tmp/exp/cpu_cran_cross \
+        --strategies none,zero-shot,random,paper --seeds 0 --max-length 128 --kind cross --base-model /tmp/boot/model
 
 Prints one ``RESULT`` line per row and the quality-bar verdict; the report folder is what ``hn benchmark`` writes.
 """
@@ -42,6 +45,15 @@ def main() -> int:
     parser.add_argument(
         "--num-negatives", type=int, default=1, help="mined negatives per (query, positive) pair (default: 1)"
     )
+    parser.add_argument(
+        "--kind", choices=["bi", "cross"], default="bi", help="reranker kind of --base-model (default: bi)"
+    )
+    parser.add_argument(
+        "--base-model",
+        default="all-MiniLM-L6-v2",
+        help="starting reranker: a bi-encoder name or folder, or (--kind cross) a cross-encoder folder such as "
+        "hn bootstrap's output (default: all-MiniLM-L6-v2)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     for name in QUIET:
@@ -56,7 +68,8 @@ def main() -> int:
         args.strategies.split(","),
         [int(s) for s in args.seeds.split(",")],
         args.out,
-        kind="bi",
+        kind=args.kind,
+        base_model=args.base_model,
         max_length=args.max_length,
         cache_dir=args.cache_dir,
         ablation_verifier=args.ablation_verifier,

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         max_length=args.max_length,
+        num_layers=args.num_layers,
         held_out_queries=args.held_out,
         cache_dir=args.cache,
     )
@@ -82,6 +83,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="maximum epochs (default: 3)")
     parser.add_argument("--batch-size", type=int, default=8, help="pseudo-queries per step (default: 8)")
     parser.add_argument("--max-length", type=int, default=256, help="tokens per pair (default: 256)")
+    parser.add_argument(
+        "--num-layers",
+        type=int,
+        default=None,
+        help="keep only the base model's first N transformer layers: a shallower, faster student (default: all)",
+    )
     parser.add_argument("--held-out", type=int, default=60, help="held-out pseudo-queries (default: 60)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache folder of the teacher")

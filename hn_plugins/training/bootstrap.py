@@ -32,6 +32,7 @@ from hn_plugins.training.model_folder import (
     CURVE_FILE,
     TrainingError,
     install_folder,
+    keep_bottom_layers,
     load_base_model,
     work_dir_for,
     write_marker_and_card,
@@ -213,6 +214,7 @@ def bootstrap_cross_encoder(
     lr: float = 3e-5,
     batch_size: int = 8,
     max_length: int | None = 256,
+    num_layers: int | None = None,
     teacher_temperature: float = 0.05,
     head_lr: float | None = 1e-3,
     early_stopping_patience: int | None = 2,
@@ -238,6 +240,8 @@ def bootstrap_cross_encoder(
         lr: learning rate.
         batch_size: pseudo-queries per step.
         max_length: tokens per (query, document) pair.
+        num_layers: keep only the base model's first ``num_layers`` transformer layers (a shallower student that
+            reranks faster; see :func:`~hn_plugins.training.model_folder.keep_bottom_layers`). ``None``: all.
         teacher_temperature: sharpness of the teacher's softmax in the distillation loss.
         head_lr: learning rate of the new one-logit head (it starts untrained; the transformer keeps ``lr``).
             ``None`` trains the head with ``lr`` too.
@@ -282,6 +286,11 @@ def bootstrap_cross_encoder(
     held, rest = pseudo[:held_out_queries], pseudo[held_out_queries:]
     train_pq = rest[: max(1, num_pairs // group)]
     seed_everything(seed)
+    # the student first: a wrong base model or depth fails before the teacher's encoding
+    model, base_info = load_base_model(base_model, "cross", max_length=max_length, device=device)
+    if num_layers is not None:
+        depth = keep_bottom_layers(model, num_layers)
+        logger.info("Student: the first %d of %s's %d layers.", num_layers, base_model, depth)
 
     # 1. teacher scores: queries vs the corpus, with each query's source replaced by its passage
     scorer = TeacherScorer(teacher, cache_dir=cache_dir)
@@ -343,7 +352,6 @@ def bootstrap_cross_encoder(
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from transformers import EarlyStoppingCallback
 
-    model, base_info = load_base_model(base_model, "cross", max_length=max_length, device=device)
     loss = CrossEncoderListwiseDistillationLoss(model, teacher_temperature=teacher_temperature)
     out = Path(output_dir).expanduser().resolve()
     work = work_dir_for(out)
@@ -448,6 +456,7 @@ def bootstrap_cross_encoder(
         "lr": lr,
         "batch_size": batch_size,
         "max_length": max_length,
+        "num_layers": num_layers,
         "teacher_temperature": teacher_temperature,
         "head_lr": head_lr,
         "seed": seed,
@@ -467,9 +476,10 @@ def bootstrap_cross_encoder(
         "metrics": metrics,
     }
     (staging / CURVE_FILE).write_text(json.dumps(history, indent=1), encoding="utf-8")
+    depth_note = f" cut to its first {num_layers} layers" if num_layers is not None else ""
     card = [
-        f"A cross-encoder warm-started by hn-plugins {__version__} (`hn bootstrap`): `{base_model}` with a new "
-        f"one-logit head, trained to reproduce the rankings of the embedding teacher {scorer.names} on "
+        f"A cross-encoder warm-started by hn-plugins {__version__} (`hn bootstrap`): `{base_model}`{depth_note} "
+        f"with a new one-logit head, trained to reproduce the rankings of the embedding teacher {scorer.names} on "
         f"{len(rows)} unlabeled pseudo-queries of `{marker['data']}` (titles or first sentences of documents, "
         f"each with its source passage, {neighbours} teacher neighbours and {random_documents} random documents).",
         "",

@@ -16,7 +16,14 @@ from hn_plugins.reranker import RERANKER_MARKER
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainingError", "install_folder", "load_base_model", "work_dir_for", "write_marker_and_card"]
+__all__ = [
+    "TrainingError",
+    "install_folder",
+    "keep_bottom_layers",
+    "load_base_model",
+    "work_dir_for",
+    "write_marker_and_card",
+]
 
 #: The validation curve next to the model.
 CURVE_FILE = "validation_curve.json"
@@ -159,6 +166,43 @@ def load_base_model(
         model.max_seq_length = max_length
     info["head"] = None
     return model, info
+
+
+def keep_bottom_layers(cross_encoder: Any, num_layers: int) -> int:
+    """Cut a cross-encoder's transformer to its first ``num_layers`` layers, in place; return the depth it had.
+
+    A shallower student costs proportionally less per pair (a 3-layer MiniLM does about half the work of the
+    6-layer one). The bottom layers are kept: dropping the top layers before fine-tuning loses the least
+    (Sajjad et al., 2023, *On the effect of dropping layers of pre-trained transformer models*). Works for
+    BERT-style encoders (``<base>.encoder.layer``: BERT, MiniLM, RoBERTa, XLM-R, ELECTRA).
+
+    Raises:
+        TrainingError: ``num_layers`` outside ``1..depth``, or a model whose layers are not found.
+
+    Example:
+        >>> from sentence_transformers.cross_encoder import CrossEncoder  # doctest: +SKIP
+        >>> model = CrossEncoder("all-MiniLM-L6-v2", num_labels=1)  # doctest: +SKIP
+        >>> keep_bottom_layers(model, 3), model.model.config.num_hidden_layers  # doctest: +SKIP
+        (6, 3)
+    """
+    import torch
+
+    hf_model = getattr(cross_encoder, "model", None)
+    if not isinstance(hf_model, torch.nn.Module):  # sentence-transformers keeps it in its first module
+        hf_model = cross_encoder[0].auto_model
+    base = getattr(hf_model, getattr(hf_model, "base_model_prefix", ""), hf_model)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    depth = getattr(hf_model.config, "num_hidden_layers", None)
+    if not isinstance(layers, torch.nn.ModuleList) or depth != len(layers):
+        raise TrainingError(
+            f"Cannot find the transformer layers of {type(hf_model).__name__} (expected <base>.encoder.layer, as in "
+            "BERT or RoBERTa); train it at full depth (num_layers=None)."
+        )
+    if not 1 <= int(num_layers) <= depth:
+        raise TrainingError(f"num_layers must be between 1 and the model's {depth} layers, got {num_layers}.")
+    base.encoder.layer = torch.nn.ModuleList(list(layers)[: int(num_layers)])
+    hf_model.config.num_hidden_layers = int(num_layers)
+    return int(depth)
 
 
 def work_dir_for(output_dir: Path) -> Path:

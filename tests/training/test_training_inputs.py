@@ -147,6 +147,45 @@ def test_cross_encoder_folder_is_refused_as_bi_base_and_bi_folder_accepted_as_cr
     assert resolve_model_path("all-MiniLM-L6-v2") == info["path"] or info["path"] == str(tmp_path / "ce")
 
 
+def test_keep_bottom_layers_keeps_the_first_layers_and_survives_a_reload(tmp_path, cranfield_train):
+    import torch
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from hn_plugins.training.model_folder import keep_bottom_layers, load_base_model
+
+    full, _ = load_base_model("all-MiniLM-L6-v2", "cross", max_length=64)
+    cut, _ = load_base_model("all-MiniLM-L6-v2", "cross", max_length=64)
+    for bad in (0, 7):
+        with pytest.raises(TrainingError, match="between 1 and the model's 6 layers"):
+            keep_bottom_layers(cut, bad)
+    assert keep_bottom_layers(cut, 3) == 6
+    assert cut.model.config.num_hidden_layers == 3 and len(cut.model.bert.encoder.layer) == 3
+    qid = cranfield_train.judged_query_ids[0]
+    doc = cranfield_train.document_text(sorted(cranfield_train.positives(qid))[0])
+    batch = full.tokenizer(
+        [cranfield_train.queries[qid]], [doc], truncation=True, max_length=64, return_tensors="pt"
+    )
+    with torch.inference_mode():
+        third = full.model.bert(**batch, output_hidden_states=True).hidden_states[3]
+        top = cut.model.bert(**batch).last_hidden_state
+    assert torch.allclose(third, top, atol=1e-5)  # the cut model is the full one's first three layers
+    cut.save_pretrained(str(tmp_path / "ce3"))
+    reloaded = CrossEncoder(str(tmp_path / "ce3"))
+    assert reloaded.model.config.num_hidden_layers == 3 and len(reloaded.model.bert.encoder.layer) == 3
+
+
+def test_bootstrap_refuses_a_bad_depth_before_the_teacher_runs(tmp_path, cranfield_train):
+    from hn_plugins.training.bootstrap import bootstrap_cross_encoder
+
+    class Teacher:  # would fail the test if the teacher were asked to encode anything
+        def encode(self, texts, **kwargs):
+            raise AssertionError("the teacher ran before the depth was checked")
+
+    with pytest.raises(TrainingError, match="between 1 and the model's 6 layers"):
+        bootstrap_cross_encoder(cranfield_train, Teacher(), output_dir=tmp_path / "boot", num_layers=9)
+    assert not (tmp_path / "boot").exists()
+
+
 def test_never_negative_documents_are_dropped_with_a_count(cranfield_train, caplog):
     q = next(q for q in cranfield_train.judged_query_ids if len(cranfield_train.positives(q)) >= 2)
     p1, p2 = sorted(cranfield_train.positives(q))[:2]
@@ -237,6 +276,15 @@ def test_cli_registers_train_and_bootstrap():
     )
     args = parser.parse_args(["bootstrap", "d", "--teacher-models", "a,b", "--out", "o", "--pairs", "100"])
     assert args.teacher_models == "a,b" and args.pairs == 100 and callable(args.func)
+
+
+def test_cli_bootstrap_reports_a_bad_depth_cleanly(tmp_path, shared_data, capsys):
+    from hn_plugins.cli import main
+
+    args = ["bootstrap", str(shared_data / "cranfield"), "--drop-empty", "--out", str(tmp_path / "m")]
+    assert main([*args, "--num-layers", "0"]) == 2
+    assert "between 1 and the model's 6 layers, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
 
 
 def test_cli_train_reports_bad_input_cleanly(tmp_path, shared_data, capsys):

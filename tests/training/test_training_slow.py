@@ -131,27 +131,31 @@ def test_interrupted_run_keeps_the_previous_folder_and_resumes(tmp_path, tiny):
     assert _digest(out) != before[0] and not scratch.exists()
 
 
-def test_bootstrap_improves_on_its_start_and_reports_the_teacher(
-    tmp_path, cranfield_train, minilm, static_model
-):
+def _bootstrap(cranfield_train, minilm, static_model, out, documents, **settings):
+    """A small real bootstrap on the first ``documents`` Cranfield documents (3 neighbours, 2 random, 20 held out)."""
     from hn_plugins.embedders import EmbedderEnsemble
     from hn_plugins.training.bootstrap import bootstrap_cross_encoder
 
-    corpus = {d: cranfield_train.corpus[d] for d in cranfield_train.doc_ids[:160]}
-    teacher = EmbedderEnsemble([minilm, static_model])
-    result = bootstrap_cross_encoder(
+    corpus = {d: cranfield_train.corpus[d] for d in cranfield_train.doc_ids[:documents]}
+    return bootstrap_cross_encoder(
         corpus,
-        teacher,
-        output_dir=tmp_path / "boot",
-        num_pairs=360,
+        EmbedderEnsemble([minilm, static_model]),
+        output_dir=out,
         neighbours=3,
         random_documents=2,
         held_out_queries=20,
         eval_top_k=10,
-        epochs=2,
         batch_size=8,
-        max_length=96,
         seed=0,
+        **settings,
+    )
+
+
+def test_bootstrap_improves_on_its_start_and_reports_the_teacher(
+    tmp_path, cranfield_train, minilm, static_model
+):
+    result = _bootstrap(
+        cranfield_train, minilm, static_model, tmp_path / "boot", 160, num_pairs=360, epochs=2, max_length=96
     )
     marker = json.loads((result.path / RERANKER_MARKER).read_text())
     assert marker["kind"] == "cross" and marker["bootstrap"]["num_pairs"] == 360
@@ -161,6 +165,29 @@ def test_bootstrap_improves_on_its_start_and_reports_the_teacher(
     assert 0.0 < result.teacher_mrr10 <= 1.0
     assert result.metrics["teacher_mrr@10"] == result.teacher_mrr10
     assert result.reached_teacher == (result.student_mrr10 >= result.teacher_mrr10)
+
+
+def test_bootstrap_of_a_shallower_student_saves_that_depth(tmp_path, cranfield_train, minilm, static_model):
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    result = _bootstrap(
+        cranfield_train,
+        minilm,
+        static_model,
+        tmp_path / "boot2",
+        120,
+        num_pairs=120,
+        epochs=1,
+        max_length=64,
+        num_layers=2,
+    )
+    marker = json.loads((result.path / RERANKER_MARKER).read_text())
+    assert marker["bootstrap"]["num_layers"] == 2
+    assert "cut to its first 2 layers" in (result.path / "README.md").read_text()
+    reloaded = CrossEncoder(str(result.path))
+    assert reloaded.model.config.num_hidden_layers == 2 and len(reloaded.model.bert.encoder.layer) == 2
+    scores = load_reranker(result.path).score("wing flutter", ["flutter of wings", "heat transfer"])
+    assert scores.shape == (2,)
 
 
 def test_cross_fit_selection_trains_folds_then_the_chosen_epochs(tmp_path, tiny, minilm):
