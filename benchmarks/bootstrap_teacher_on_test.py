@@ -4,7 +4,7 @@ The teacher scores a (query, document) pair by the cosine of the concatenated, p
 i.e. the mean of its members' cosines. This reranks BM25's top-100 of each judged test query by that score and by
 each member alone, so a bootstrapped student's ``hn eval`` can be compared with the teacher it learned from::
 
-    python benchmarks/bootstrap_teacher_on_test.py --data ../shared/data/cranfield --max-length 128 \
+    python benchmarks/bootstrap_teacher_on_test.py --data ../shared/data/cranfield --max-length 256 \
         --out benchmarks/results/bootstrap_cranfield_cpu/eval_teacher_ensemble_test.json
 """
 
@@ -23,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="BEIR folder with a test split")
     parser.add_argument("--models", default="all-MiniLM-L6-v2,static-model", help="the teacher ensemble")
-    parser.add_argument("--max-length", type=int, default=128, help="tokens per text of transformer members")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=256,
+        help="tokens per text of transformer members (default: 256, MiniLM's own, which hn bootstrap's teacher uses)",
+    )
     parser.add_argument("--top-k", type=int, default=100)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
