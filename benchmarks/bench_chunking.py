@@ -27,7 +27,6 @@ def measure(data: Path, model: str, threads: int) -> dict:
 
     from hn_evaluation.benchmark import benchmark_metrics, first_stage_run
     from hn_evaluation.rerank import evaluate_reranking
-    from hn_evaluation.significance import paired_permutation_test
     from hn_plugins.chunking import ChunkedReranker, default_stride, split_into_windows
     from hn_plugins.data import load_beir
     from hn_plugins.reranker import BiEncoderReranker
@@ -46,20 +45,13 @@ def measure(data: Path, model: str, threads: int) -> dict:
         / len(candidates)
         for w in WINDOWS
     }
-    qids = list(report.per_query["firstp"])
-    base = [report.per_query["firstp"][q]["mrr@10"] for q in qids]
     significance = {
-        name: {
-            "delta": report.rows[name]["mrr@10"] - report.rows["firstp"]["mrr@10"],
-            "p_value": paired_permutation_test(
-                [report.per_query[name][q]["mrr@10"] for q in qids], base, n_resamples=10000, seed=0
-            ),
-        }
-        for name in rows
+        name: value
+        for name, value in report.compare(baseline="firstp", metric="mrr@10").items()
         if name.startswith("maxp")
     }
     return {
-        "queries": len(qids),
+        "queries": len(report.per_query["firstp"]),
         "candidate_documents": len(candidates),
         "mean_windows_per_candidate": windows_per_doc,
         "rows": report.rows,

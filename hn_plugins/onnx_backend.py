@@ -34,6 +34,7 @@ from hn_plugins.reranker import (
     _FusionMixin,
     _read_json,
     _registry_current,
+    _transformer_of,
     detect_reranker_kind,
 )
 
@@ -121,7 +122,7 @@ def _set_attention(hf_model: Any, attention: str) -> str:
 
     transformers' default scaled-dot-product attention traces to ops onnxruntime runs one by one; the eager form
     (matmul, softmax, matmul) runs faster there: ``python benchmarks/bench_onnx_reranker.py --compare-attention``
-    measures both exports side by side (``benchmarks/results/onnx_int8_cranfield.json``).
+    measures both exports side by side (``benchmarks/results/onnx_attention_cranfield.json``).
     """
     if attention == "eager":
         setter = getattr(hf_model, "set_attn_implementation", None)
@@ -202,9 +203,7 @@ def export_onnx(
             f"{folder} uses the activation {type(cross.activation_fn).__name__}, which the ONNX backend does not "
             "reproduce; keep backend='torch' for this model."
         )
-    hf_model = (
-        cross.model if isinstance(getattr(cross, "model", None), torch.nn.Module) else cross[0].auto_model
-    )
+    hf_model = _transformer_of(cross)
     attention_used = _set_attention(hf_model, attention)
     tokenizer = cross.tokenizer
     sample = tokenizer(["query"], ["document"], return_tensors="pt")

@@ -231,6 +231,15 @@ class BiEncoderReranker(_FusionMixin):
         return (np.stack(vectors) @ q).astype(np.float32)
 
 
+def _transformer_of(cross_encoder: Any) -> Any:
+    """The transformers model inside a sentence-transformers ``CrossEncoder`` (``.model`` in sentence-transformers
+    5+, the first module's ``auto_model`` in the module-based layout)."""
+    import torch
+
+    inner = getattr(cross_encoder, "model", None)
+    return inner if isinstance(inner, torch.nn.Module) else cross_encoder[0].auto_model
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))

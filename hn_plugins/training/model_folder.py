@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hn_plugins.models import resolve_model_path
-from hn_plugins.reranker import RERANKER_MARKER
+from hn_plugins.reranker import RERANKER_MARKER, _transformer_of
 
 logger = logging.getLogger(__name__)
 
@@ -187,9 +187,7 @@ def keep_bottom_layers(cross_encoder: Any, num_layers: int) -> int:
     """
     import torch
 
-    hf_model = getattr(cross_encoder, "model", None)
-    if not isinstance(hf_model, torch.nn.Module):  # sentence-transformers keeps it in its first module
-        hf_model = cross_encoder[0].auto_model
+    hf_model = _transformer_of(cross_encoder)
     base = getattr(hf_model, getattr(hf_model, "base_model_prefix", ""), hf_model)
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     depth = getattr(hf_model.config, "num_hidden_layers", None)
