@@ -12,9 +12,11 @@ and /tmp/site):
 (``benchmarks/device_run.sh`` unpacks the payload and sets this up.) ``BOOTSTRAP=cranfield`` also runs ``hn bootstrap``
 on that corpus beside the benchmark (extra CLI arguments as a JSON list in ``BOOTSTRAP_ARGS``) and ``hn eval`` of the
 student and of all-MiniLM-L6-v2 zero-shot on its test split; ``BENCH_THREADS`` sets each process's torch threads;
-``SKIP_SPEED=1`` skips the speed benchmark. ``SETTINGS`` holds ``run_benchmark`` keyword arguments plus
+``SKIP_SPEED=1`` skips the speed benchmark (and frees its two cores). ``SETTINGS`` holds ``run_benchmark`` keyword arguments plus
 ``strategies``, ``default_loss`` and ``default_folds`` (e.g. ``{"strategies": ["none", "zero-shot", "default"],
-"ablation_verifier": true, "default_folds": 3}``: the rows the partial runs lack, with the verifier beside).
+"ablation_verifier": true, "default_folds": 3}``: the rows the partial runs lack, with the verifier beside);
+``SETTINGS_BY_DATASET`` (JSON, dataset -> settings) replaces ``SETTINGS`` for the datasets it names
+(its ``"seeds"`` list, if any, limits which of SEEDS that dataset runs).
 
 JAX_PLATFORMS=cpu matters: without it every process that imports transformers lets JAX pre-allocate 75% of the GPU,
 and all but one process die of out-of-memory (what happened to the first run). MAX_PROCS (default 6) caps
@@ -41,6 +43,8 @@ DATASETS = os.environ.get("DATASETS", "cranfield,python-docs-faq,cisi,medline,ca
 PILOT_DATASETS = os.environ.get("PILOT_DATASETS", "cranfield,python-docs-faq,cisi,cacm,npl").split(",")
 SEEDS = [int(s) for s in os.environ.get("SEEDS", "0,1,2").split(",")]
 SETTINGS = json.loads(os.environ.get("SETTINGS", "{}"))
+# per-dataset settings that replace SETTINGS for that dataset, e.g. {"cisi": {"strategies": [...]}}
+SETTINGS_BY_DATASET = json.loads(os.environ.get("SETTINGS_BY_DATASET", "{}"))
 ROLE = sys.argv[1] if len(sys.argv) > 1 else "main"
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
 for n in QUIET:
@@ -54,7 +58,10 @@ def one(name: str, seed: int, tag: str = "", settings: dict | None = None) -> No
     import hn_evaluation.benchmark as hb
 
     transformers.logging.set_verbosity_error()
-    settings = dict(SETTINGS if settings is None else settings)
+    if settings is None:
+        settings = SETTINGS_BY_DATASET.get(name, SETTINGS)
+    settings = dict(settings)
+    settings.pop("seeds", None)  # used by the queue only
     if "default_loss" in settings:
         hb.DEFAULT_STRATEGY["loss"] = settings.pop("default_loss")
     if "default_folds" in settings:  # fewer cross-fitting folds: folds + 1 trainings per default row
@@ -254,9 +261,14 @@ bench_env = {
     "OMP_NUM_THREADS": os.environ.get("BENCH_THREADS", "1"),
     "TOKENIZERS_PARALLELISM": "false",
 }
-cores = f"2-{ncpu - 1}"
+cores = f"2-{ncpu - 1}" if speed is not None else f"0-{ncpu - 1}"  # cores 0-1 are the speed run's
 # at most MAX_PROCS at once (18 at once were too slow to finish any dataset but medline in 320 s)
-queue = [(name, seed) for seed in SEEDS for name in DATASETS]
+queue = [
+    (name, seed)
+    for seed in SEEDS
+    for name in DATASETS
+    if seed in SETTINGS_BY_DATASET.get(name, {}).get("seeds", SEEDS)
+]
 max_procs = int(os.environ.get("MAX_PROCS", "6"))
 deadline = START + float(os.environ.get("BUDGET_S", "540"))
 
