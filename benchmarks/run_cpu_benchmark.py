@@ -43,6 +43,12 @@ def main() -> int:
         help="add the default+verify row (false-negative verifier)",
     )
     parser.add_argument(
+        "--ablation-variance",
+        default="",
+        help="extra rows paper@pca<v>, comma-separated PCA variances (e.g. 0.7,0.9,0.99)",
+    )
+    parser.add_argument("--ablation-single-model", action="store_true", help="add the paper@single-model row")
+    parser.add_argument(
         "--num-negatives", type=int, default=1, help="mined negatives per (query, positive) pair (default: 1)"
     )
     parser.add_argument(
@@ -73,6 +79,8 @@ def main() -> int:
         max_length=args.max_length,
         cache_dir=args.cache_dir,
         ablation_verifier=args.ablation_verifier,
+        ablation_variance=[float(v) for v in args.ablation_variance.split(",") if v.strip()],
+        ablation_single_model=args.ablation_single_model,
         num_negatives=args.num_negatives,
     )
     for row, values in report["rows"].items():
