@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# benchmarks/ (this script's folder) is on sys.path
+from verifier_drop_rates import quiet_logging, train_split_verifier
+
 logger = logging.getLogger("ablation_mining")
 
 ENSEMBLE = ("all-MiniLM-L6-v2", "static-model")
@@ -37,8 +40,7 @@ def _variant_name(models: tuple[str, ...], variance: float) -> str:
 
 def ablate(path: Path, variances: list[float], max_length: int, cache_dir: Path) -> dict[str, Any]:
     """Mine one dataset's train split with every variant and compare them (see the module docstring)."""
-    from hn_evaluation.benchmark import _load_split, _Miners, _zero_shot_fusion, zero_shot_fusion_teacher
-    from hn_plugins.mining.verifier import FalseNegativeVerifier
+    from hn_evaluation.benchmark import _load_split, _Miners
 
     start = time.perf_counter()
     train = _load_split(path, "train")
@@ -53,13 +55,11 @@ def ablate(path: Path, variances: list[float], max_length: int, cache_dir: Path)
         name = _variant_name(models, variance)
         mined[name] = miners.mine("paper", list(models), key_variance)
         components[name] = mined[name].diagnostics.get("pca_components")
-    fusion = _zero_shot_fusion(train, "all-MiniLM-L6-v2", "bi", max_length, 100)
-    teacher, context = zero_shot_fusion_teacher(train, "all-MiniLM-L6-v2", "bi", fusion, max_length=max_length)
-    verifier = FalseNegativeVerifier(teacher, margin=0.0, context=context)
+    verifier, weight = train_split_verifier(train, max_length)
     reference = {(r.query_id, r.positive_id): r.negative_ids[:1] for r in mined[REFERENCE].records}
     out: dict[str, Any] = {
         "train_pairs": len(mined[REFERENCE].records),
-        "teacher_fusion_weight": fusion.weight,
+        "teacher_fusion_weight": weight,
         "variants": {},
     }
     for name, result in mined.items():
@@ -74,7 +74,9 @@ def ablate(path: Path, variances: list[float], max_length: int, cache_dir: Path)
             "same_negative_as_reference": same / len(both) if both else None,
             "pairs_compared_with_reference": len(both),
             "negatives_doubted_by_teacher": d["negatives_dropped"],
-            "doubted_share": d["negatives_dropped"] / d["negatives_checked"] if d["negatives_checked"] else None,
+            "doubted_share": d["negatives_dropped"] / d["negatives_checked"]
+            if d["negatives_checked"]
+            else None,
         }
     out["seconds"] = round(time.perf_counter() - start, 1)
     logger.info("%s: %s", path.name, json.dumps(out["variants"]))
@@ -89,15 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         "--variances", default="0.7,0.8,0.9,0.95,0.99,1.0", help="PCA variances of the ensemble (1.0: no PCA)"
     )
     parser.add_argument("--max-length", type=int, default=128, help="tokens per text of the teacher")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ablation_mining.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "ablation_mining.json"
+    )
     args = parser.parse_args(argv)
     variances = [float(v) for v in args.variances.split(",") if v.strip()]
     bad = [v for v in variances if not 0.0 < v <= 1.0]
     if bad:
         parser.error(f"--variances must lie in (0, 1], got {bad}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for name in ("sentence_transformers", "transformers", "bm25s", "hn_plugins.mining.selectors", "httpx"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_logging()
     results = {}
     with tempfile.TemporaryDirectory() as cache:
         for name in args.datasets.split(","):

@@ -17,19 +17,32 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger("verifier_drop_rates")
 
 
-def drop_rates(path: Path, max_length: int, cache_dir: Path) -> dict:
-    from hn_evaluation.benchmark import (
-        DEFAULT_STRATEGY,
-        _load_split,
-        _Miners,
-        _zero_shot_fusion,
-        zero_shot_fusion_teacher,
-    )
+def train_split_verifier(train: Any, max_length: int) -> tuple[Any, float]:
+    """The ``default+verify`` row's verifier for a train split (margin 0) and its teacher's BM25 fusion weight."""
+    from hn_evaluation.benchmark import _zero_shot_fusion, zero_shot_fusion_teacher
     from hn_plugins.mining.verifier import FalseNegativeVerifier
+
+    fusion = _zero_shot_fusion(train, "all-MiniLM-L6-v2", "bi", max_length, 100)
+    teacher, context = zero_shot_fusion_teacher(
+        train, "all-MiniLM-L6-v2", "bi", fusion, max_length=max_length
+    )
+    return FalseNegativeVerifier(teacher, margin=0.0, context=context), fusion.weight
+
+
+def quiet_logging() -> None:
+    """INFO logging with the libraries' per-batch chatter turned down."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for name in ("sentence_transformers", "transformers", "bm25s", "hn_plugins.mining.selectors", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def drop_rates(path: Path, max_length: int, cache_dir: Path) -> dict:
+    from hn_evaluation.benchmark import DEFAULT_STRATEGY, _load_split, _Miners
 
     start = time.perf_counter()
     train = _load_split(path, "train")
@@ -40,12 +53,8 @@ def drop_rates(path: Path, max_length: int, cache_dir: Path) -> dict:
         "paper": miners.mine("paper", models, 0.95),
         "positive-aware": miners.mine(fb["selector"], models, 0.95, relative_margin=fb["relative_margin"]),
     }
-    fusion = _zero_shot_fusion(train, "all-MiniLM-L6-v2", "bi", max_length, 100)
-    teacher, context = zero_shot_fusion_teacher(
-        train, "all-MiniLM-L6-v2", "bi", fusion, max_length=max_length
-    )
-    verifier = FalseNegativeVerifier(teacher, margin=0.0, context=context)
-    out: dict = {"train_pairs": len(mined["paper"].records), "zero_shot_fusion_weight": fusion.weight}
+    verifier, weight = train_split_verifier(train, max_length)
+    out: dict = {"train_pairs": len(mined["paper"].records), "zero_shot_fusion_weight": weight}
     for name, result in mined.items():
         verified = verifier.verify(result, train)
         d = verified.diagnostics
@@ -72,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path(__file__).parent / "results" / "verifier_drop_rates.json"
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for name in ("sentence_transformers", "transformers", "bm25s", "hn_plugins.mining.selectors", "httpx"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_logging()
     results = {}
     with tempfile.TemporaryDirectory() as cache:
         for name in args.datasets.split(","):
