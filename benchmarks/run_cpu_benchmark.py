@@ -61,6 +61,14 @@ def main() -> int:
         "hn bootstrap's output (default: all-MiniLM-L6-v2)",
     )
     args = parser.parse_args()
+    try:
+        variances = [float(v) for v in args.ablation_variance.split(",") if v.strip()]
+        if not all(0.0 < v <= 1.0 for v in variances):
+            raise ValueError(args.ablation_variance)
+    except ValueError:
+        parser.error(
+            f"--ablation-variance takes comma-separated numbers in (0, 1], got {args.ablation_variance!r}"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -79,7 +87,7 @@ def main() -> int:
         max_length=args.max_length,
         cache_dir=args.cache_dir,
         ablation_verifier=args.ablation_verifier,
-        ablation_variance=[float(v) for v in args.ablation_variance.split(",") if v.strip()],
+        ablation_variance=variances,
         ablation_single_model=args.ablation_single_model,
         num_negatives=args.num_negatives,
     )
