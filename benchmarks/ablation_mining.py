@@ -48,13 +48,12 @@ def ablate(path: Path, variances: list[float], max_length: int, cache_dir: Path)
     variants = [(ENSEMBLE, v) for v in variances] + [((m,), 0.95) for m in ENSEMBLE]
     if (ENSEMBLE, 0.95) not in variants:
         variants.insert(0, (ENSEMBLE, 0.95))
-    mined = {}
-    components = {}
-    for models, variance in variants:
-        key_variance = variance if variance < 1.0 else None
-        name = _variant_name(models, variance)
-        mined[name] = miners.mine("paper", list(models), key_variance)
-        components[name] = mined[name].diagnostics.get("pca_components")
+    mined = {
+        _variant_name(models, variance): miners.mine(
+            "paper", list(models), variance if variance < 1.0 else None
+        )
+        for models, variance in variants
+    }
     verifier, weight = train_split_verifier(train, max_length)
     reference = {(r.query_id, r.positive_id): r.negative_ids[:1] for r in mined[REFERENCE].records}
     out: dict[str, Any] = {
@@ -63,14 +62,14 @@ def ablate(path: Path, variances: list[float], max_length: int, cache_dir: Path)
         "variants": {},
     }
     for name, result in mined.items():
-        with_negative = [r for r in result.records if r.negative_ids]
-        both = [r for r in with_negative if reference.get((r.query_id, r.positive_id))]
+        summary = result.summary()
+        both = [r for r in result.records if r.negative_ids and reference.get((r.query_id, r.positive_id))]
         same = sum(1 for r in both if r.negative_ids[:1] == reference[(r.query_id, r.positive_id)])
         d = verifier.verify(result, train).diagnostics
         out["variants"][name] = {
-            "pca_components": components[name],
-            "selection_rate": len(with_negative) / len(result.records) if result.records else 0.0,
-            "pairs_with_negative": len(with_negative),
+            "pca_components": summary.get("pca_components"),
+            "selection_rate": summary["selection_rate"],
+            "pairs_with_negative": summary["pairs_with_negative"],
             "same_negative_as_reference": same / len(both) if both else None,
             "pairs_compared_with_reference": len(both),
             "negatives_doubted_by_teacher": d["negatives_dropped"],
