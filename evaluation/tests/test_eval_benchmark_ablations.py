@@ -18,7 +18,9 @@ def _negatives(result: MiningResult) -> dict[tuple[str, str], list[str]]:
 
 @pytest.mark.slow
 def test_ablation_rows_train_on_the_variant_negatives(eval_data_dir, tmp_path, monkeypatch):
-    monkeypatch.setitem(DEFAULT_STRATEGY, "folds", 2)  # default@train* cross-fits: 2 folds keep the test short
+    monkeypatch.setitem(
+        DEFAULT_STRATEGY, "folds", 2
+    )  # default@train* cross-fits: 2 folds keep the test short
     report = run_benchmark(
         eval_data_dir / "medline",
         ["none"],
@@ -49,7 +51,9 @@ def test_ablation_rows_train_on_the_variant_negatives(eval_data_dir, tmp_path, m
 
     assert _negatives(mined["paper@pca0.7"]) == _negatives(reference(MODELS, PCAReducer(variance=0.7)))
     assert _negatives(mined["paper@nopca"]) == _negatives(reference(MODELS, None))
-    assert _negatives(mined["paper@single-model"]) == _negatives(reference(MODELS[:1], PCAReducer(variance=0.95)))
+    assert _negatives(mined["paper@single-model"]) == _negatives(
+        reference(MODELS[:1], PCAReducer(variance=0.95))
+    )
     strategies = report["strategies"]
     pca = strategies["paper@pca0.7"]["mining"]
     assert pca["pca_variance_kept"] >= 0.7 and pca["pca_components"] >= 1
