@@ -6,9 +6,12 @@ but ``default`` (its process logs carry each finished row's test metrics, one li
 ``report.json``. This writes one report with every row: the rows of ``report.json`` as they are (with per-query
 values and significance), plus the rows found only in the logs (mean and std over their seeds, no per-query
 values), with the quality bar computed over all of them by :func:`hn_evaluation.benchmark.quality_bar`.
+``--logs`` takes several folders when the missing rows come from more than one run (cisi: ``random`` ... ``dense-topk``
+from one, ``st``, ``paper`` and ``positive-aware`` from a later one).
 
-Rows present in both must agree seed by seed (``none`` and ``zero-shot`` are deterministic, so this checks that
-the two runs evaluated the same test set the same way); a disagreement above ``--tolerance`` stops the script.
+Rows present in both, or logged by two runs, must agree seed by seed (``none`` and ``zero-shot`` are deterministic,
+so this checks that the runs evaluated the same test set the same way); a disagreement above ``--tolerance`` stops
+the script.
 
 Usage::
 
@@ -35,19 +38,41 @@ from hn_evaluation.report import aggregate_seeds, write_report_json
 logger = logging.getLogger("assemble_device_report")
 
 
+def _logged_in_all(
+    folders: list[Path], dataset: str, tolerance: float
+) -> tuple[dict[str, dict[int, dict[str, float]]], list[str]]:
+    """The rows logged in every folder, joined; a row and seed logged in two folders must agree."""
+    logged: dict[str, dict[int, dict[str, float]]] = {}
+    log_paths = []
+    for folder in folders:
+        for row, by_seed in logged_rows(folder).get(dataset, {}).items():
+            for seed, metrics in by_seed.items():
+                earlier = logged.setdefault(row, {}).get(seed)
+                if earlier is not None and any(abs(earlier[m] - v) > tolerance for m, v in metrics.items()):
+                    raise SystemExit(
+                        f"{dataset} {row} seed {seed}: {earlier} in an earlier log folder, {metrics} in {folder}; "
+                        "the runs do not evaluate alike, so their rows cannot share one table."
+                    )
+                logged[row][seed] = metrics
+        log_paths += [
+            f"{folder.as_posix()}/{log.name}"
+            for log in sorted(folder.glob("run*-seed*.log"))
+            if (match := NAME.search(log.name)) and match.group(1) == dataset
+        ]
+    return logged, log_paths
+
+
 def assemble(
-    report_dir: Path, logs: Path, dataset: str, out: Path, tolerance: float = 1e-4
+    report_dir: Path, logs: Path | list[Path], dataset: str, out: Path, tolerance: float = 1e-4
 ) -> dict[str, Any]:
     report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
     seeds = list(report["config"]["seeds"])
-    logged = logged_rows(logs).get(dataset, {})
-    log_names = [
-        log.name
-        for log in sorted(logs.glob("run*-seed*.log"))
-        if (match := NAME.search(log.name)) and match.group(1) == dataset
-    ]
+    folders = [logs] if isinstance(logs, Path) else list(logs)
+    logged, log_paths = _logged_in_all(folders, dataset, tolerance)
     if not logged:
-        raise SystemExit(f"No finished rows for {dataset} in {logs}; check --logs and --dataset.")
+        raise SystemExit(
+            f"No finished rows for {dataset} in {', '.join(map(str, folders))}; check --logs and --dataset."
+        )
     # rows in both: the same values seed by seed
     for row in sorted(set(logged) & set(report["rows"])):
         for i, seed in enumerate(seeds):
@@ -82,9 +107,10 @@ def assemble(
                 r: {"seeds": a["seeds"], **{m: v for m, v in a.items() if m != "seeds"}}
                 for r, a in added.items()
             },
-            "logs": [f"{logs.as_posix()}/{n}" for n in log_names],
-            "note": "finished rows of an earlier run whose processes were stopped before writing report.json; "
-            "mean and std over their seeds, no per-query values (not in significance or short_long)",
+            "logs": log_paths,
+            "note": "finished rows logged by other runs' processes (stopped before writing report.json, or whose "
+            "report holds other rows); mean and std over their seeds, no per-query values (not in significance or "
+            "short_long)",
         },
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -102,10 +128,9 @@ def assemble(
     note = (
         "\n## Where the rows come from\n\n"
         f"`{'`, `'.join(report['rows'])}`: the run of `{report_dir.as_posix()}` (per-query values, significance and "
-        f"short/long above). `{'`, `'.join(added)}`: the test metrics logged by the finished rows of the earlier "
-        f"run's processes ({', '.join(combined['rows_from_logs']['logs'])}), stopped by the device's time budget "
-        "before they wrote a report; mean and std over their seeds, no per-query values. Rows in both runs agree "
-        f"seed by seed within {tolerance}.\n"
+        f"short/long above). `{'`, `'.join(added)}`: the test metrics logged by the finished rows of other "
+        f"runs' processes ({', '.join(combined['rows_from_logs']['logs'])}); mean and std over their seeds, no "
+        f"per-query values. Rows found in more than one run agree seed by seed within {tolerance}.\n"
     )
     (out / "report.md").write_text(format_benchmark_markdown(combined) + note, encoding="utf-8")
     return combined
@@ -114,7 +139,13 @@ def assemble(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--report", type=Path, required=True, help="folder of the merged report.json")
-    parser.add_argument("--logs", type=Path, required=True, help="folder of the earlier run's process logs")
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="folder(s) of other runs' process logs (run<n>_*.log)",
+    )
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--tolerance", type=float, default=1e-4)

@@ -85,3 +85,24 @@ def test_a_row_that_differs_between_the_runs_stops_the_assembly(tmp_path):
     with pytest.raises(SystemExit, match="none seed 0 mrr"):
         _module().assemble(tmp_path / "new", tmp_path / "logs", "toy", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_rows_from_several_log_folders_are_joined_and_must_agree(tmp_path):
+    _report(tmp_path / "new", {"none": [0.5, 0.5], "default": [0.7, 0.7]})
+    # run 1 logged random on both seeds and st on seed 1 only; run 2 logged st on both seeds
+    _log(tmp_path / "run1", "run1_toy-seed0.log", {"none": 0.5, "random": 0.60}, 0)
+    _log(tmp_path / "run1", "run1_toy-seed1.log", {"none": 0.5, "random": 0.62, "st": 0.66}, 1)
+    _log(tmp_path / "run2", "run2_toy-seed0.log", {"none": 0.5, "st": 0.64}, 0)
+    _log(tmp_path / "run2", "run2_toy-seed1.log", {"none": 0.5, "st": 0.66}, 1)
+    out = _module().assemble(
+        tmp_path / "new", [tmp_path / "run1", tmp_path / "run2"], "toy", tmp_path / "out"
+    )
+    assert out["rows"]["random"]["mrr@10"]["mean"] == pytest.approx(0.61)
+    assert out["rows"]["st"]["mrr@10"]["mean"] == pytest.approx(0.65)
+    assert out["rows_from_logs"]["rows"]["st"]["seeds"] == [0, 1]
+    assert len(out["rows_from_logs"]["logs"]) == 4
+    # the same row and seed with another value in a second run stops the assembly
+    _log(tmp_path / "run3", "run3_toy-seed1.log", {"none": 0.5, "st": 0.61}, 1)
+    with pytest.raises(SystemExit, match="st seed 1"):
+        _module().assemble(tmp_path / "new", [tmp_path / "run1", tmp_path / "run3"], "toy", tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()

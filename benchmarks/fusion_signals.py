@@ -1,0 +1,126 @@
+"""Would a third fusion signal help? BM25 + all-MiniLM-L6-v2 + static-model, zero-shot, no training.
+
+``default`` fuses its reranker with BM25 (``hn_plugins.fusion``). The mining ensemble's second member, the static
+model, costs almost nothing at query time, so it is the cheapest extra signal a shipped reranker could add. This
+measures, per dataset, BM25's top-100 of every judged test query re-scored by z-normalised mixtures of the three
+signals (untuned models, documents cut at 256 tokens), the weights (steps of 0.1, summing to 1) chosen on the
+*train* queries by MRR@10 and then applied to the test queries. Writes ``benchmarks/results/fusion_signals.json``::
+
+    python benchmarks/fusion_signals.py --data ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from verifier_drop_rates import quiet_logging  # benchmarks/ (this script's folder) is on sys.path
+
+logger = logging.getLogger("fusion_signals")
+
+SIGNALS = ("bm25", "minilm", "static")
+#: every weight vector (bm25, minilm, static) in steps of 0.1 that sums to 1
+GRID = [np.array([a, b, 10 - a - b]) / 10 for a in range(11) for b in range(11 - a)]
+MIXES = {
+    "bm25+minilm": lambda w: w[2] == 0,
+    "minilm+static": lambda w: w[0] == 0,
+    "bm25+minilm+static": lambda w: True,
+}
+
+
+def _signals(
+    split: Any, bm25: Any, doc_vectors: dict, models: dict
+) -> list[tuple[list[str], np.ndarray, set]]:
+    """Per judged query: BM25's top-100 ids, the three z-normalised score lists, the relevant ids."""
+    from hn_plugins.fusion import normalize_scores
+
+    qids = [q for q in split.qrels if q in split.queries]
+    run = bm25.retrieve({q: split.queries[q] for q in qids}, top_k=100, exclude=split.excluded)
+    query_vectors = {
+        name: model.encode([split.queries[q] for q in qids], normalize_embeddings=True, convert_to_numpy=True)
+        for name, model in models.items()
+    }
+    rows = []
+    for i, qid in enumerate(qids):
+        docs = [doc_id for doc_id, _ in run[qid]]
+        rows_of = [doc_vectors["index"][d] for d in docs]
+        scores = [np.array([s for _, s in run[qid]])] + [
+            doc_vectors[name][rows_of] @ query_vectors[name][i] for name in ("minilm", "static")
+        ]
+        relevant = {d for d, grade in split.qrels[qid].items() if grade > 0}
+        rows.append((docs, np.stack([normalize_scores(s) for s in scores]), relevant))
+    return rows
+
+
+def _mrr(rows: list, weights: np.ndarray) -> float:
+    from hn_evaluation.metrics import mrr_at_k
+
+    values = [
+        mrr_at_k([docs[j] for j in np.argsort(-(weights @ scores), kind="stable")[:10]], relevant)
+        for docs, scores, relevant in rows
+    ]
+    return float(np.mean(values))
+
+
+def measure(path: Path) -> dict[str, Any]:
+    from hn_evaluation.benchmark import _load_split
+    from hn_evaluation.first_stage import BM25Retriever
+    from hn_plugins.models import load_sentence_transformer
+
+    start = time.perf_counter()
+    train, test = _load_split(path, "train"), _load_split(path, "test")
+    bm25 = BM25Retriever(train)
+    minilm = load_sentence_transformer("all-MiniLM-L6-v2")
+    minilm.max_seq_length = 256
+    models = {"minilm": minilm, "static": load_sentence_transformer("static-model")}
+    texts = [train.document_text(d) for d in train.doc_ids]
+    doc_vectors: dict[str, Any] = {"index": {d: i for i, d in enumerate(train.doc_ids)}}
+    for name, model in models.items():
+        doc_vectors[name] = model.encode(
+            texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
+        )
+    train_rows = _signals(train, bm25, doc_vectors, models)
+    test_rows = _signals(test, bm25, doc_vectors, models)
+    result: dict[str, Any] = {
+        "train_queries": len(train_rows),
+        "test_queries": len(test_rows),
+        "alone": {name: _mrr(test_rows, np.eye(3)[i]) for i, name in enumerate(SIGNALS)},
+    }
+    for mix, allowed in MIXES.items():
+        candidates = [w for w in GRID if allowed(w)]
+        train_values = [_mrr(train_rows, w) for w in candidates]
+        best = int(np.argmax(train_values))  # first best: ties go to the earlier grid point
+        result[mix] = {
+            "weights": dict(zip(SIGNALS, candidates[best].round(1).tolist(), strict=True)),
+            "train_mrr@10": train_values[best],
+            "test_mrr@10": _mrr(test_rows, candidates[best]),
+        }
+    result["best_three_way_on_test"] = max(_mrr(test_rows, w) for w in GRID)  # an upper bound, not a result
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data", type=Path, required=True, help="folder of the BEIR datasets (../shared/data)"
+    )
+    parser.add_argument("--datasets", default="medline,cranfield,cisi,cacm,python-docs-faq,npl")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fusion_signals.json"))
+    args = parser.parse_args()
+    quiet_logging()
+    results = {}
+    for name in args.datasets.split(","):
+        results[name] = measure(args.data / name)
+        logger.info("%s: %s", name, json.dumps(results[name]))
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    logger.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()
