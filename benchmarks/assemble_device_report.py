@@ -38,11 +38,12 @@ from hn_evaluation.report import aggregate_seeds, write_report_json
 logger = logging.getLogger("assemble_device_report")
 
 
-def _logged_in_all(
+def _rows_logged_in(
     folders: list[Path], dataset: str, tolerance: float
 ) -> tuple[dict[str, dict[int, dict[str, float]]], list[str]]:
-    """The rows logged in every folder, joined; a row and seed logged in two folders must agree."""
+    """The rows logged in any of ``folders``, joined, and the log paths read; a row and seed logged twice must agree."""
     logged: dict[str, dict[int, dict[str, float]]] = {}
+    source: dict[tuple[str, int], Path] = {}
     log_paths = []
     for folder in folders:
         for row, by_seed in logged_rows(folder).get(dataset, {}).items():
@@ -50,10 +51,11 @@ def _logged_in_all(
                 earlier = logged.setdefault(row, {}).get(seed)
                 if earlier is not None and any(abs(earlier[m] - v) > tolerance for m, v in metrics.items()):
                     raise SystemExit(
-                        f"{dataset} {row} seed {seed}: {earlier} in an earlier log folder, {metrics} in {folder}; "
+                        f"{dataset} {row} seed {seed}: {earlier} in {source[row, seed]}, {metrics} in {folder}; "
                         "the runs do not evaluate alike, so their rows cannot share one table."
                     )
                 logged[row][seed] = metrics
+                source[row, seed] = folder
         log_paths += [
             f"{folder.as_posix()}/{log.name}"
             for log in sorted(folder.glob("run*-seed*.log"))
@@ -68,7 +70,7 @@ def assemble(
     report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
     seeds = list(report["config"]["seeds"])
     folders = [logs] if isinstance(logs, Path) else list(logs)
-    logged, log_paths = _logged_in_all(folders, dataset, tolerance)
+    logged, log_paths = _rows_logged_in(folders, dataset, tolerance)
     if not logged:
         raise SystemExit(
             f"No finished rows for {dataset} in {', '.join(map(str, folders))}; check --logs and --dataset."
