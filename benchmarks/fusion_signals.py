@@ -1,10 +1,13 @@
-"""Would a third fusion signal help? BM25 + all-MiniLM-L6-v2 + static-model, zero-shot, no training.
+"""Would a third fusion signal, or another normalisation, help? BM25 + all-MiniLM-L6-v2 (+ static-model), zero-shot.
 
 ``default`` fuses its reranker with BM25 (``hn_plugins.fusion``). The mining ensemble's second member, the static
 model, costs almost nothing at query time, so it is the cheapest extra signal a shipped reranker could add. This
 measures, per dataset, BM25's top-100 of every judged test query re-scored by z-normalised mixtures of the three
 signals (untuned models, documents cut at 256 tokens), the weights (steps of 0.1, summing to 1) chosen on the
-*train* queries by MRR@10 and then applied to the test queries. Writes ``benchmarks/results/fusion_signals.json``::
+*train* queries by MRR@10 and then applied to the test queries. For BM25 + MiniLM alone it also compares the
+per-query normalisation: z-scores (what ``hn_plugins.fusion`` uses) with weight steps of 0.1 and of 0.05, min-max,
+and reciprocal ranks (``1 / (60 + rank)``, as reciprocal rank fusion). No training.
+Writes ``benchmarks/results/fusion_signals.json``::
 
     python benchmarks/fusion_signals.py --data ../shared/data
 """
@@ -26,6 +29,13 @@ logger = logging.getLogger("fusion_signals")
 SIGNALS = ("bm25", "minilm", "static")
 #: every weight vector (bm25, minilm, static) in steps of 0.1 that sums to 1
 GRID = [np.array([a, b, 10 - a - b]) / 10 for a in range(11) for b in range(11 - a)]
+#: per-query normalisations compared for BM25 + MiniLM: (normalisation, weight step)
+NORMALIZATIONS = {
+    "z": ("z", 0.1),
+    "z, steps of 0.05": ("z", 0.05),
+    "minmax": ("minmax", 0.1),
+    "rrf": ("rrf", 0.1),
+}
 MIXES = {
     "bm25+minilm": lambda w: w[2] == 0,
     "minilm+static": lambda w: w[0] == 0,
@@ -36,9 +46,7 @@ MIXES = {
 def _signals(
     split: Any, bm25: Any, doc_vectors: dict, models: dict
 ) -> list[tuple[list[str], np.ndarray, set]]:
-    """Per judged query: BM25's top-100 ids, the three z-normalised score lists, the relevant ids."""
-    from hn_plugins.fusion import normalize_scores
-
+    """Per judged query: BM25's top-100 ids, the three raw score lists (one row each), the relevant ids."""
     qids = [q for q in split.qrels if q in split.queries]
     run = bm25.retrieve({q: split.queries[q] for q in qids}, top_k=100, exclude=split.excluded)
     query_vectors = {
@@ -53,8 +61,21 @@ def _signals(
             doc_vectors[name][rows_of] @ query_vectors[name][i] for name in ("minilm", "static")
         ]
         relevant = {d for d, grade in split.qrels[qid].items() if grade > 0}
-        rows.append((docs, np.stack([normalize_scores(s) for s in scores]), relevant))
+        rows.append((docs, np.stack(scores), relevant))
     return rows
+
+
+def _normalized(rows: list, method: str) -> list:
+    """The rows with each signal normalised per query: ``z``, ``minmax`` or ``rrf`` (``1 / (60 + rank)``)."""
+    from hn_plugins.fusion import normalize_scores
+
+    def norm(scores: np.ndarray) -> np.ndarray:
+        if method == "rrf":
+            ranks = np.argsort(np.argsort(-scores, kind="stable"), kind="stable")
+            return 1.0 / (60.0 + ranks)
+        return normalize_scores(scores, method)  # type: ignore[arg-type]
+
+    return [(docs, np.stack([norm(s) for s in scores]), relevant) for docs, scores, relevant in rows]
 
 
 def _mrr(rows: list, weights: np.ndarray) -> float:
@@ -84,8 +105,9 @@ def measure(path: Path) -> dict[str, Any]:
         doc_vectors[name] = model.encode(
             texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
         )
-    train_rows = _signals(train, bm25, doc_vectors, models)
-    test_rows = _signals(test, bm25, doc_vectors, models)
+    raw_train = _signals(train, bm25, doc_vectors, models)
+    raw_test = _signals(test, bm25, doc_vectors, models)
+    train_rows, test_rows = _normalized(raw_train, "z"), _normalized(raw_test, "z")
     result: dict[str, Any] = {
         "train_queries": len(train_rows),
         "test_queries": len(test_rows),
@@ -101,6 +123,19 @@ def measure(path: Path) -> dict[str, Any]:
             "test_mrr@10": _mrr(test_rows, candidates[best]),
         }
     result["best_three_way_on_test"] = max(_mrr(test_rows, w) for w in GRID)  # an upper bound, not a result
+    result["bm25+minilm_normalization"] = {}
+    for label, (method, step) in NORMALIZATIONS.items():
+        steps = round(1 / step)
+        # the order of GRID (BM25's weight rising), so ties go the same way and z at 0.1 equals bm25+minilm
+        candidates = [np.array([i / steps, 1 - i / steps, 0.0]) for i in range(steps + 1)]
+        norm_train, norm_test = _normalized(raw_train, method), _normalized(raw_test, method)
+        train_values = [_mrr(norm_train, w) for w in candidates]
+        best = int(np.argmax(train_values))
+        result["bm25+minilm_normalization"][label] = {
+            "minilm_weight": round(float(candidates[best][1]), 2),
+            "train_mrr@10": train_values[best],
+            "test_mrr@10": _mrr(norm_test, candidates[best]),
+        }
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
 
