@@ -41,18 +41,23 @@ def normalize_scores(scores: Sequence[float] | np.ndarray, method: Normalization
         [0.0, 0.5, 1.0]
         >>> normalize_scores([5.0, 5.0], "z").tolist()
         [0.0, 0.0]
+        >>> normalize_scores([0.2, 0.2, 0.2], "z").tolist()  # std 2.8e-17 in floating point: still constant
+        [0.0, 0.0, 0.0]
     """
     x = np.asarray(scores, dtype=np.float64).reshape(-1)
     if x.size == 0:
         return x
     if not np.all(np.isfinite(x)):
         raise ValueError("Scores to fuse must be finite numbers (got NaN or inf).")
+    # spreads at rounding-error size (equal scores that float arithmetic leaves 1e-17 apart) count as constant:
+    # dividing by them would turn rounding noise into z-scores of +-1
+    tiny = 1e-12 * float(np.abs(x).max())
     if method == "minmax":
         spread = float(x.max() - x.min())
-        return (x - x.min()) / spread if spread > 0 else np.zeros_like(x)
+        return (x - x.min()) / spread if spread > tiny else np.zeros_like(x)
     if method == "z":
         std = float(x.std())
-        return (x - x.mean()) / std if std > 0 else np.zeros_like(x)
+        return (x - x.mean()) / std if std > tiny else np.zeros_like(x)
     raise ValueError(f"normalization must be 'z' or 'minmax', got {method!r}.")
 
 

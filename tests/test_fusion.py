@@ -23,6 +23,19 @@ def test_normalize_scores_by_hand():
         normalize_scores([1.0, 2.0], "rank")  # type: ignore[arg-type]
 
 
+def test_equal_scores_are_constant_even_with_floating_point_noise():
+    # np.std of three equal 0.2 values is 2.8e-17, not 0: dividing by it used to give z-scores of -1 (noise)
+    assert float(np.std([0.2, 0.2, 0.2])) > 0.0
+    assert normalize_scores([0.2, 0.2, 0.2], "z").tolist() == [0.0, 0.0, 0.0]
+    assert normalize_scores([0.2, 0.2, 0.2], "minmax").tolist() == [0.0, 0.0, 0.0]
+    # a tied reranker leaves the first stage's order alone in the fusion
+    fused = fuse_scores([0.2, 0.2, 0.2], [1.0, 3.0, 2.0], weight=0.5)
+    assert np.argsort(-fused).tolist() == [1, 2, 0]
+    # tiny but real differences are still scaled, whatever the magnitude of the scores
+    np.testing.assert_allclose(normalize_scores([1e-13, 2e-13], "z"), [-1.0, 1.0])
+    np.testing.assert_allclose(normalize_scores([-5e5 + 0.1, -5e5], "z"), [1.0, -1.0])
+
+
 def test_fuse_scores_by_hand():
     # minmax: reranker (1, 0, 0.5), first stage (0, 1, 0.5) -> 0.3 * r + 0.7 * f
     fused = fuse_scores([3.0, 1.0, 2.0], [10.0, 30.0, 20.0], weight=0.3, normalization="minmax")
