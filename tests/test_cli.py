@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -52,3 +54,33 @@ def test_hn_mine_bad_input_is_a_clear_error(tmp_path, capsys):
     empty.write_text("")
     with pytest.raises(Exception, match="empty"):
         MiningResult.from_jsonl(empty)
+
+
+_LOG_PROBE = """
+import logging, sys
+from hn_plugins.cli import configure_logging
+configure_logging(int(sys.argv[1]))
+logging.getLogger("bm25s").setLevel(logging.DEBUG)  # what bm25s does when imported
+logging.getLogger("bm25s").debug("BM25S-DEBUG")
+logging.getLogger("faiss.loader").info("FAISS-INFO")
+logging.getLogger("faiss.loader").warning("FAISS-WARNING")
+logging.getLogger("hn_plugins.mining.miner").info("OWN-INFO")
+logging.getLogger("hn_evaluation.rerank").debug("OWN-DEBUG")
+"""
+
+
+@pytest.mark.parametrize(
+    ("verbose", "shown", "hidden"),
+    [
+        (0, {"OWN-INFO", "FAISS-WARNING"}, {"FAISS-INFO", "BM25S-DEBUG", "OWN-DEBUG"}),
+        (1, {"OWN-INFO", "FAISS-WARNING", "FAISS-INFO"}, {"OWN-DEBUG", "BM25S-DEBUG"}),
+        (2, {"OWN-INFO", "FAISS-WARNING", "FAISS-INFO", "BM25S-DEBUG", "OWN-DEBUG"}, set()),
+    ],
+)
+def test_default_logging_shows_hn_progress_and_only_warnings_of_other_libraries(verbose, shown, hidden):
+    # a fresh interpreter: configure_logging leaves logging alone where handlers exist (as under pytest)
+    done = subprocess.run(
+        [sys.executable, "-c", _LOG_PROBE, str(verbose)], capture_output=True, text=True, check=True
+    )
+    printed = {word for word in shown | hidden if word in done.stderr}
+    assert printed == shown, done.stderr
