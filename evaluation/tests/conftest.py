@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[2]
+BENCHMARKS = REPO / "benchmarks"
 
 
 def _data_dir() -> Path:
@@ -23,6 +28,22 @@ def _data_dir() -> Path:
             return Path(candidate)
     pytest.skip("the shared BEIR datasets (../shared/data) are not present; set HN_SHARED_DATA")
     raise AssertionError  # unreachable
+
+
+@pytest.fixture(scope="session")
+def benchmark_script() -> Callable[[str], ModuleType]:
+    """Import a script of ``benchmarks/`` by name, its folder on ``sys.path`` as when it runs from there (scripts
+    import their neighbours, e.g. ``summarize_device_logs``)."""
+
+    def load(name: str) -> ModuleType:
+        if str(BENCHMARKS) not in sys.path:
+            sys.path.insert(0, str(BENCHMARKS))
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

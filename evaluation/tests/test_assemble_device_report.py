@@ -1,24 +1,15 @@
 """benchmarks/assemble_device_report.py: rows of a report plus rows logged by an earlier run, one quality bar."""
 
-import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "assemble_device_report.py"
 
-
-def _module():
-    # the script imports its neighbour summarize_device_logs, as it does when run from benchmarks/
-    if str(SCRIPT.parent) not in sys.path:
-        sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("assemble_device_report", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def script(benchmark_script):
+    return benchmark_script("assemble_device_report")
 
 
 def _metrics(mrr10: float) -> dict[str, float]:
@@ -57,11 +48,11 @@ def _log(folder: Path, name: str, lines: dict[str, float], seed: int) -> None:
     (folder / name).write_text(text, encoding="utf-8")
 
 
-def test_rows_from_logs_join_the_report_and_the_bar_counts_them(tmp_path):
+def test_rows_from_logs_join_the_report_and_the_bar_counts_them(tmp_path, script):
     _report(tmp_path / "new", {"none": [0.5, 0.5], "zero-shot": [0.6, 0.6], "default": [0.7, 0.72]})
     _log(tmp_path / "logs", "run1_toy-seed0.log", {"none": 0.5, "paper": 0.68, "paper+fusion": 0.69}, 0)
     _log(tmp_path / "logs", "run2_toy-seed1.log", {"none": 0.5, "paper": 0.72, "paper+fusion": 0.71}, 1)
-    out = _module().assemble(tmp_path / "new", tmp_path / "logs", "toy", tmp_path / "out")
+    out = script.assemble(tmp_path / "new", tmp_path / "logs", "toy", tmp_path / "out")
     assert out["rows"]["paper"]["mrr@10"]["mean"] == pytest.approx(0.70)
     assert out["rows"]["paper"]["mrr@10"]["std"] == pytest.approx(
         statistics.stdev([0.68, 0.72])
@@ -79,24 +70,22 @@ def test_rows_from_logs_join_the_report_and_the_bar_counts_them(tmp_path):
     assert "paper+fusion" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
 
 
-def test_a_row_that_differs_between_the_runs_stops_the_assembly(tmp_path):
+def test_a_row_that_differs_between_the_runs_stops_the_assembly(tmp_path, script):
     _report(tmp_path / "new", {"none": [0.5, 0.5], "default": [0.7, 0.7]})
     _log(tmp_path / "logs", "run1_toy-seed0.log", {"none": 0.4, "paper": 0.62}, 0)
     with pytest.raises(SystemExit, match="none seed 0 mrr"):
-        _module().assemble(tmp_path / "new", tmp_path / "logs", "toy", tmp_path / "out")
+        script.assemble(tmp_path / "new", tmp_path / "logs", "toy", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
-def test_rows_from_several_log_folders_are_joined_and_must_agree(tmp_path):
+def test_rows_from_several_log_folders_are_joined_and_must_agree(tmp_path, script):
     _report(tmp_path / "new", {"none": [0.5, 0.5], "default": [0.7, 0.7]})
     # run 1 logged random on both seeds and st on seed 1 only; run 2 logged st on both seeds
     _log(tmp_path / "run1", "run1_toy-seed0.log", {"none": 0.5, "random": 0.60}, 0)
     _log(tmp_path / "run1", "run1_toy-seed1.log", {"none": 0.5, "random": 0.62, "st": 0.66}, 1)
     _log(tmp_path / "run2", "run2_toy-seed0.log", {"none": 0.5, "st": 0.64}, 0)
     _log(tmp_path / "run2", "run2_toy-seed1.log", {"none": 0.5, "st": 0.66}, 1)
-    out = _module().assemble(
-        tmp_path / "new", [tmp_path / "run1", tmp_path / "run2"], "toy", tmp_path / "out"
-    )
+    out = script.assemble(tmp_path / "new", [tmp_path / "run1", tmp_path / "run2"], "toy", tmp_path / "out")
     assert out["rows"]["random"]["mrr@10"]["mean"] == pytest.approx(0.61)
     assert out["rows"]["st"]["mrr@10"]["mean"] == pytest.approx(0.65)
     assert out["rows_from_logs"]["rows"]["st"]["seeds"] == [0, 1]
@@ -104,5 +93,5 @@ def test_rows_from_several_log_folders_are_joined_and_must_agree(tmp_path):
     # the same row and seed with another value in a second run stops the assembly
     _log(tmp_path / "run3", "run3_toy-seed1.log", {"none": 0.5, "st": 0.61}, 1)
     with pytest.raises(SystemExit, match="st seed 1"):
-        _module().assemble(tmp_path / "new", [tmp_path / "run1", tmp_path / "run3"], "toy", tmp_path / "out2")
+        script.assemble(tmp_path / "new", [tmp_path / "run1", tmp_path / "run3"], "toy", tmp_path / "out2")
     assert not (tmp_path / "out2").exists()

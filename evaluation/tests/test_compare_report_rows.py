@@ -1,21 +1,14 @@
 """benchmarks/compare_report_rows.py: one row of a report against one row of another run, query by query."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from hn_evaluation.significance import paired_permutation_test
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_report_rows.py"
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("compare_report_rows", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def script(benchmark_script):
+    return benchmark_script("compare_report_rows")
 
 
 def _report(seeds: list[int], rows: dict[str, list[list[float]]]) -> dict:
@@ -35,12 +28,12 @@ def _report(seeds: list[int], rows: dict[str, list[list[float]]]) -> dict:
 NONE = [1.0, 0.5, 0.0, 0.25, 1.0, 0.2]
 
 
-def test_shared_seeds_only_and_the_reports_own_permutation_test():
+def test_shared_seeds_only_and_the_reports_own_permutation_test(script):
     a_seed0, a_seed1, a_seed2 = [1.0, 0.5, 0.0, 0.5, 1.0, 0.2], [1.0, 1.0, 0.0, 0.5, 0.5, 0.2], [0.0] * 6
     b_seed0, b_seed1 = [1.0, 1.0, 0.5, 0.5, 1.0, 0.25], [1.0, 1.0, 0.33, 1.0, 1.0, 0.2]
     report_a = _report([0, 1, 2], {"none": [NONE] * 3, "default": [a_seed0, a_seed1, a_seed2]})
     report_b = _report([0, 1], {"none": [NONE] * 2, "default+verify": [b_seed0, b_seed1]})
-    result = _module().compare_rows(report_a, "default", report_b, "default+verify")
+    result = script.compare_rows(report_a, "default", report_b, "default+verify")
     assert result["seeds"] == [0, 1]  # seed 2 (all zeros) is only in A: it must not count
     x = (np.array(a_seed0) + np.array(a_seed1)) / 2
     y = (np.array(b_seed0) + np.array(b_seed1)) / 2
@@ -54,18 +47,18 @@ def test_shared_seeds_only_and_the_reports_own_permutation_test():
     assert result["queries"] == 6
 
 
-def test_a_reference_row_that_differs_stops_the_comparison():
+def test_a_reference_row_that_differs_stops_the_comparison(script):
     report_a = _report([0], {"none": [NONE], "default": [NONE]})
     other_none = [*NONE[:-1], 0.3]
     report_b = _report([0], {"none": [other_none], "default+verify": [NONE]})
     with pytest.raises(SystemExit, match="'none' differs"):
-        _module().compare_rows(report_a, "default", report_b, "default+verify")
+        script.compare_rows(report_a, "default", report_b, "default+verify")
 
 
-def test_no_shared_seed_or_missing_row_is_named():
+def test_no_shared_seed_or_missing_row_is_named(script):
     report_a = _report([0], {"none": [NONE], "default": [NONE]})
     report_b = _report([1], {"none": [NONE], "default+verify": [NONE]})
     with pytest.raises(SystemExit, match="share no seed"):
-        _module().compare_rows(report_a, "default", report_b, "default+verify")
+        script.compare_rows(report_a, "default", report_b, "default+verify")
     with pytest.raises(SystemExit, match="no per-query values of row 'paper'"):
-        _module().compare_rows(report_a, "paper", report_b, "default+verify")
+        script.compare_rows(report_a, "paper", report_b, "default+verify")

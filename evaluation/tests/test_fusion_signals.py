@@ -1,26 +1,14 @@
 """benchmarks/fusion_signals.py: per-query normalisations and the MRR@10 of a weighted mixture, by hand."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from hn_evaluation.metrics import mrr_at_k
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
-
-def _module():
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports verifier_drop_rates from its folder
-    try:
-        spec = importlib.util.spec_from_file_location("fusion_signals", BENCHMARKS / "fusion_signals.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+@pytest.fixture
+def fs(benchmark_script):
+    return benchmark_script("fusion_signals")
 
 
 def _rows():
@@ -31,8 +19,8 @@ def _rows():
     ]
 
 
-def test_reciprocal_rank_normalisation_by_hand():
-    (docs, scores, _), _second = _module()._normalized(_rows(), "rrf")
+def test_reciprocal_rank_normalisation_by_hand(fs):
+    (docs, scores, _), _second = fs._normalized(_rows(), "rrf")
     assert docs == ["a", "b", "c"]
     # bm25 ranks a, c, b; minilm ranks b, c, a; the constant static scores keep their order
     assert scores[0] == pytest.approx([1 / 60, 1 / 62, 1 / 61])
@@ -40,8 +28,7 @@ def test_reciprocal_rank_normalisation_by_hand():
     assert scores[2] == pytest.approx([1 / 60, 1 / 61, 1 / 62])
 
 
-def test_minmax_and_z_normalisation_per_signal():
-    fs = _module()
+def test_minmax_and_z_normalisation_per_signal(fs):
     (_, minmax, _), _second = fs._normalized(_rows(), "minmax")
     assert minmax[0] == pytest.approx([1.0, 0.0, 0.5])
     assert minmax[2] == pytest.approx([0.0, 0.0, 0.0])  # constant scores carry no signal
@@ -49,8 +36,7 @@ def test_minmax_and_z_normalisation_per_signal():
     assert z.mean(axis=1) == pytest.approx([0.0, 0.0, 0.0])
 
 
-def test_mixture_mrr_matches_the_ranking_it_implies():
-    fs = _module()
+def test_mixture_mrr_matches_the_ranking_it_implies(fs):
     rows = fs._normalized(_rows(), "minmax")
     # BM25 alone: query 1 ranks a, c, b (b at 3); query 2 ranks f, e, d (d at 3)
     assert fs._mrr(rows, np.array([1.0, 0.0, 0.0])) == pytest.approx((1 / 3 + 1 / 3) / 2)
@@ -66,8 +52,7 @@ def test_mixture_mrr_matches_the_ranking_it_implies():
     assert fs._mrr(rows, weights) == pytest.approx(np.mean(expected))
 
 
-def test_every_grid_point_is_a_weight_vector_and_the_two_way_grids_agree():
-    fs = _module()
+def test_every_grid_point_is_a_weight_vector_and_the_two_way_grids_agree(fs):
     assert len(fs.GRID) == 66
     assert all(w.min() >= 0 and w.sum() == pytest.approx(1.0) for w in fs.GRID)
     two_way = [w for w in fs.GRID if fs.MIXES["bm25+minilm"](w)]
