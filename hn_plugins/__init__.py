@@ -26,6 +26,7 @@ _EXPORTS = {
     "FalseNegativeVerifier": "hn_plugins.mining.verifier",
     "get_selector": "hn_plugins.mining.selectors",
     "load_reranker": "hn_plugins.reranker",
+    "CascadeReranker": "hn_plugins.cascade",
     "export_onnx": "hn_plugins.onnx_backend",
     "OnnxCrossEncoderReranker": "hn_plugins.onnx_backend",
     "fine_tune_reranker": "hn_plugins.training.trainer",

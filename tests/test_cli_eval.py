@@ -172,3 +172,50 @@ def test_hn_eval_stride_without_window_is_refused_before_loading(tmp_path, capsy
     code = main(["eval", str(tmp_path / "missing"), "--model", "zero-shot:x", "--stride-words", "10"])
     assert code != 0
     assert "--stride-words needs --window-words" in capsys.readouterr().err
+
+
+def test_hn_eval_prerank_model_evaluates_the_cascade(shared_data, tmp_path):
+    """zero-shot MiniLM orders BM25's top-10, a cross-encoder folder re-orders its best 3 (fusion weight 0: by
+    BM25); checked query by query against the rows of each stage alone."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from hn_plugins.models import resolve_model_path
+
+    torch.manual_seed(0)
+    folder = tmp_path / "cross"
+    CrossEncoder(resolve_model_path("all-MiniLM-L6-v2"), num_labels=1, max_length=64).save_pretrained(
+        str(folder)
+    )
+    (folder / "hn_reranker.json").write_text(
+        json.dumps({"kind": "cross", "fusion": {"weight": 0.0, "normalization": "z"}}), encoding="utf-8"
+    )
+    out = tmp_path / "eval.json"
+    fast = "zero-shot:all-MiniLM-L6-v2"
+    args = [
+        "eval",
+        str(shared_data / "medline"),
+        "--model",
+        str(folder),
+        "--top-k",
+        "10",
+        "--max-length",
+        "64",
+    ]
+    assert main([*args, "--prerank-model", fast, "--prerank-top-k", "3", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    alone = f"{folder} alone"
+    assert list(report["rows"]) == ["bm25", "reranker", "reranker+fusion", f"{fast} alone", alone]
+    assert report["prerank"] == {"model": fast, "top_k": 3, "fusion": None}
+    runs = report["runs"]
+    differs = 0
+    for qid, ranked in runs["reranker"].items():
+        fast_order = [d for d, _ in runs[f"{fast} alone"][qid]]
+        head = set(fast_order[:3])
+        by_cross = [d for d, _ in runs[alone][qid] if d in head]
+        by_bm25 = [d for d, _ in runs["bm25"][qid] if d in head]
+        assert [d for d, _ in ranked] == by_cross + fast_order[3:], qid
+        assert [d for d, _ in runs["reranker+fusion"][qid]] == by_bm25 + fast_order[3:], qid
+        differs += by_cross != by_bm25
+    assert differs  # the two head orders differ somewhere, so the rows tell the fusion apart
+    assert main([*args, "--prerank-model", fast, "--prerank-top-k", "0"]) == 2

@@ -115,6 +115,26 @@ def _build_whole_document_reranker(
     return reranker
 
 
+def _fusion_of_spec(spec: str) -> Any:
+    """The fusion weight stored with a reranker folder (``None`` for ``zero-shot:`` specs and plain models)."""
+    if spec.startswith(ZERO_SHOT_PREFIX):
+        return None
+    from hn_plugins.reranker import folder_fusion
+
+    return folder_fusion(spec)
+
+
+class _FirstStageFed:
+    """Scores of ``reranker.rerank_scores`` given the first stage's scores of the candidates (looked up by text)."""
+
+    def __init__(self, reranker: Any, first_stage_scores: dict[str, dict[str, float]]) -> None:
+        self.reranker, self.first_stage_scores = reranker, first_stage_scores
+
+    def score(self, query: str, documents: list[str]) -> Any:
+        first = self.first_stage_scores[query]
+        return self.reranker.rerank_scores(query, documents, [first[d] for d in documents])
+
+
 def evaluate_model(
     dataset: Any,
     model: str,
@@ -127,14 +147,22 @@ def evaluate_model(
     backend: str = "torch",
     window_words: int | None = None,
     stride_words: int | None = None,
+    prerank_model: str | None = None,
+    prerank_top_k: int = 20,
 ) -> dict[str, Any]:
     """First stage alone, then ``model`` reranking its top ``top_k``; the report as a JSON-ready dict.
+
+    With ``prerank_model`` (a reranker folder or ``zero-shot:<bi-encoder>``) the reranker is a
+    :class:`~hn_plugins.cascade.CascadeReranker`: ``prerank_model`` orders the top ``top_k``, ``model`` re-orders
+    its best ``prerank_top_k``.
 
     Example:
         >>> from hn_plugins.data import load_beir  # doctest: +SKIP
         >>> test = load_beir("data/medline", split="test")  # doctest: +SKIP
         >>> evaluate_model(test, "zero-shot:all-MiniLM-L6-v2")["rows"]["reranker"]["mrr@10"]  # doctest: +SKIP
     """
+    if prerank_model is not None and prerank_top_k < 1:
+        raise ValueError(f"--prerank-top-k must be >= 1, got {prerank_top_k}.")
     import_evaluation()
     from hn_evaluation.benchmark import (
         FusedScorer,
@@ -157,17 +185,32 @@ def evaluate_model(
     queries = [dataset.queries[q] for q in run]
     reranker = build_reranker(model, docs, queries, max_length, backend, window_words, stride_words)
     name = row_name or "reranker"
-    rows: dict[str, Any] = {first_stage: None, name: reranker}
-    fusion = None
-    if first_stage == "bm25" and not model.startswith(ZERO_SHOT_PREFIX):
-        from hn_plugins.reranker import folder_fusion
+    rows: dict[str, Any] = {first_stage: None}
+    fusion = _fusion_of_spec(model) if first_stage == "bm25" else None
+    prerank_fusion = None
+    encode = float(getattr(reranker, "encode_seconds", 0.0) or 0.0)
+    if prerank_model is not None:
+        from hn_plugins.cascade import CascadeReranker
 
-        fusion = folder_fusion(model)
-    if fusion is not None:  # what the adapters rank by when the retriever gives scores
-        rows[f"{name}+fusion"] = FusedScorer(reranker, fusion, first_stage_scores_by_text(dataset, run))
+        fast = _build_whole_document_reranker(prerank_model, docs, queries, max_length, "torch")
+        prerank_fusion = _fusion_of_spec(prerank_model) if first_stage == "bm25" else None
+        if hasattr(fast, "fusion") or prerank_fusion is not None:
+            fast.fusion = prerank_fusion
+        if hasattr(reranker, "fusion"):
+            reranker.fusion = fusion
+        encode += float(getattr(fast, "encode_seconds", 0.0) or 0.0)
+        cascade = CascadeReranker(fast, reranker, top_k=prerank_top_k)
+        rows[name] = cascade
+        if fusion is not None or prerank_fusion is not None:  # each stage fused by its own weight
+            rows[f"{name}+fusion"] = _FirstStageFed(cascade, first_stage_scores_by_text(dataset, run))
+        rows[f"{prerank_model} alone"] = fast
+        rows[f"{model} alone"] = reranker
+    else:
+        rows[name] = reranker
+        if fusion is not None:  # what the adapters rank by when the retriever gives scores
+            rows[f"{name}+fusion"] = FusedScorer(reranker, fusion, first_stage_scores_by_text(dataset, run))
     report = evaluate_reranking(dataset, run, rows, top_k=top_k, metrics=benchmark_metrics(top_k))
     out = report.to_dict()
-    encode = float(getattr(reranker, "encode_seconds", 0.0) or 0.0)
     speed = out["speed"][name]
     seconds = float(speed.get("seconds") or 0.0) + encode
     speed["seconds_including_encoding"] = seconds
@@ -190,6 +233,15 @@ def evaluate_model(
     out["first_stage"] = first_stage
     out["rows_order"] = list(rows)
     out["fusion"] = fusion.to_dict() if fusion is not None else None
+    out["prerank"] = (
+        {
+            "model": prerank_model,
+            "top_k": prerank_top_k,
+            "fusion": prerank_fusion.to_dict() if prerank_fusion is not None else None,
+        }
+        if prerank_model is not None
+        else None
+    )
     out["significance"] = report.compare(baseline=first_stage, metric="mrr@10")
     return out
 
@@ -220,6 +272,8 @@ def run(args: argparse.Namespace) -> int:
     from hn_plugins.cli.mine_cmd import load_data
 
     _check_window_args(args.window_words, args.stride_words)  # bad window settings fail before any loading
+    if args.prerank_model is not None and args.prerank_top_k < 1:
+        raise ValueError(f"--prerank-top-k must be >= 1, got {args.prerank_top_k}.")
     dataset = load_data(args.data, args.split, args.drop_empty)
     logger.info("Loaded %r", dataset)
     report = evaluate_model(
@@ -232,6 +286,8 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         window_words=args.window_words,
         stride_words=args.stride_words,
+        prerank_model=args.prerank_model,
+        prerank_top_k=args.prerank_top_k,
     )
     if args.json is not None:
         write_report_json(report, args.json)
@@ -282,6 +338,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="words between window starts (default: 3/4 of --window-words)",
+    )
+    parser.add_argument(
+        "--prerank-model",
+        default=None,
+        help="cascade: this faster reranker (folder or zero-shot:<bi-encoder>) orders the top-k first and --model "
+        "re-orders only its best --prerank-top-k",
+    )
+    parser.add_argument(
+        "--prerank-top-k",
+        type=int,
+        default=20,
+        help="candidates --model re-orders after --prerank-model (20)",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the JSON report here")
     parser.add_argument("--drop-empty", action="store_true", help="skip documents without text")

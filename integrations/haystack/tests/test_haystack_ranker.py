@@ -43,6 +43,8 @@ def test_to_dict_default_shape() -> None:
             "trust_remote_code": False,
             "fuse_retrieval_score": True,
             "backend": "torch",
+            "prerank_model": None,
+            "prerank_top_k": 20,
         },
     }
 
@@ -58,6 +60,8 @@ def test_to_dict_custom_shape() -> None:
         embedding_separator=" | ",
         trust_remote_code=True,
         fuse_retrieval_score=False,
+        prerank_model="/models/faq-bi",
+        prerank_top_k=30,
     )
     assert ranker.to_dict() == {
         "type": TYPE,
@@ -72,6 +76,8 @@ def test_to_dict_custom_shape() -> None:
             "trust_remote_code": True,
             "fuse_retrieval_score": False,
             "backend": "torch",
+            "prerank_model": "/models/faq-bi",
+            "prerank_top_k": 30,
         },
     }
 
@@ -355,3 +361,39 @@ def test_onnx_backend_ranks_like_torch_in_a_saved_and_reloaded_pipeline(onnx_cro
     int8_docs = ranked("onnx-int8")
     assert {d for d, _ in int8_docs} == {d for d, _ in torch_docs}
     assert all(type(s) is float for _, s in int8_docs)
+
+
+# ---------------------------------------------------------------------- cascade: prerank_model
+@pytest.mark.parametrize("prerank_top_k", [0, -3, 1.5, True])
+def test_init_rejects_bad_prerank_top_k(prerank_top_k: object) -> None:
+    with pytest.raises(ValueError, match="prerank_top_k must be a positive integer"):
+        HardNegativeRanker(model="/m", prerank_model="/p", prerank_top_k=prerank_top_k)  # type: ignore[arg-type]
+
+
+def test_missing_prerank_model_is_named_at_warm_up(onnx_cross_dir: Path, tmp_path: Path) -> None:
+    ranker = HardNegativeRanker(model=onnx_cross_dir, prerank_model=tmp_path / "no-such-bi")
+    with pytest.raises(RerankerLoadError, match="could not load prerank_model"):
+        ranker.warm_up()
+
+
+@pytest.mark.integration
+def test_prerank_model_lets_the_cross_encoder_rescore_only_its_top_documents(
+    onnx_cross_dir: Path, reranker_dir: Path
+) -> None:
+    """The bi-encoder folder orders the three documents, the int8 cross-encoder re-orders its best two."""
+    query = "Why can only one thread run Python bytecode at a time?"
+    cascade = HardNegativeRanker(
+        model=onnx_cross_dir, backend="onnx-int8", prerank_model=reranker_dir, prerank_top_k=2, top_k=3
+    )
+    got = [d.id for d in cascade.run(query=query, documents=DOCS)["documents"]]
+    assert cascade.kind == "cascade"
+    by_bi = [
+        d.id
+        for d in HardNegativeRanker(model=reranker_dir, top_k=3).run(query=query, documents=DOCS)["documents"]
+    ]
+    head = [d for d in DOCS if d.id in set(by_bi[:2])]
+    by_cross = HardNegativeRanker(model=onnx_cross_dir, backend="onnx-int8", top_k=2).run(
+        query=query, documents=head
+    )
+    assert got == [d.id for d in by_cross["documents"]] + by_bi[2:]
+    assert HardNegativeRanker.from_dict(cascade.to_dict()).to_dict() == cascade.to_dict()

@@ -227,3 +227,37 @@ def test_onnx_backend_ranks_nodes_like_torch(tmp_path: Path, faq_subset: dict[st
     np.testing.assert_allclose([n.score for n in got], [n.score for n in expected], atol=1e-5)
     with pytest.raises(RerankerLoadError, match="no int8 copy"):
         HardNegativeRerank(model=folder, backend="onnx-int8")
+
+
+def test_prerank_model_lets_the_cross_encoder_rescore_only_its_top_nodes(
+    tmp_path: Path, faq_subset: dict[str, Any], bi_reranker_dir: Path
+) -> None:
+    """A cascade: the bi-encoder folder orders the 12 nodes, the cross-encoder re-orders its best 4."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from hn_plugins.models import resolve_model_path
+
+    torch.manual_seed(0)
+    folder = tmp_path / "cross"
+    CrossEncoder(resolve_model_path("all-MiniLM-L6-v2"), num_labels=1, max_length=128).save_pretrained(
+        str(folder)
+    )
+    cascade = HardNegativeRerank(
+        model=folder, top_n=12, device="cpu", prerank_model=bi_reranker_dir, prerank_top_n=4
+    )
+    assert cascade.kind == "cascade"
+    got = cascade.postprocess_nodes(_candidates(faq_subset), query_str=QUERY)
+    # reference: each model on its own, through the same postprocessor
+    by_bi = HardNegativeRerank(model=bi_reranker_dir, top_n=12, device="cpu")
+    bi_ids = [n.node.node_id for n in by_bi.postprocess_nodes(_candidates(faq_subset), query_str=QUERY)]
+    head = [n for n in _candidates(faq_subset) if n.node.node_id in set(bi_ids[:4])]
+    by_cross = HardNegativeRerank(model=folder, top_n=4, device="cpu")
+    cross_ids = [n.node.node_id for n in by_cross.postprocess_nodes(head, query_str=QUERY)]
+    assert [n.node.node_id for n in got] == cross_ids + bi_ids[4:]
+    assert cross_ids != bi_ids[:4]  # the two models disagree, so the order shows which one ranked the head
+    data = cascade.to_dict()
+    assert data["prerank_model"] == str(bi_reranker_dir) and data["prerank_top_n"] == 4
+    assert HardNegativeRerank.from_dict(data).kind == "cascade"
+    with pytest.raises(ValueError, match="prerank_top_n"):
+        HardNegativeRerank(model=folder, prerank_model=bi_reranker_dir, prerank_top_n=0)

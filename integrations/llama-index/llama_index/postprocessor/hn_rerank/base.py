@@ -19,6 +19,7 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
+from hn_plugins.cascade import CascadeReranker
 from hn_plugins.reranker import load_reranker
 
 if TYPE_CHECKING:
@@ -59,6 +60,11 @@ class HardNegativeRerank(BaseNodePostprocessor):
         backend: ``torch``, or ``onnx`` / ``onnx-int8`` to score a cross-encoder folder exported with
             ``hn export-onnx`` with onnxruntime (int8: faster on CPU; check its quality with
             ``hn eval --backend onnx-int8``).
+        prerank_model: a faster reranker (e.g. a bi-encoder folder from ``hn train --kind bi``, or
+            a registry folder) that first orders every node; ``model`` then re-scores only its
+            ``prerank_top_n`` best (:class:`hn_plugins.cascade.CascadeReranker`). Nodes below them keep the
+            prerank order, with scores below every re-scored node's. ``None`` (default): ``model`` scores all.
+        prerank_top_n: how many of the prerank model's best nodes ``model`` re-scores.
         callback_manager: LlamaIndex callback manager (receives a ``RERANKING`` event per call).
 
     Raises:
@@ -98,6 +104,11 @@ class HardNegativeRerank(BaseNodePostprocessor):
         default="torch",
         description="'torch', or 'onnx' / 'onnx-int8' for a cross-encoder folder exported with `hn export-onnx`.",
     )
+    prerank_model: str | None = Field(
+        default=None,
+        description="A faster reranker that orders every node first; `model` then re-scores its prerank_top_n best.",
+    )
+    prerank_top_n: int = Field(default=20, description="Nodes of the prerank model that `model` re-scores.")
 
     _reranker: Any = PrivateAttr()
 
@@ -113,11 +124,15 @@ class HardNegativeRerank(BaseNodePostprocessor):
         callback_manager: CallbackManager | None = None,
         fuse_retrieval_score: bool = True,
         backend: str = "torch",
+        prerank_model: str | os.PathLike[str] | None = None,
+        prerank_top_n: int = 20,
     ) -> None:
         if top_n < 1:
             raise ValueError(f"HardNegativeRerank: top_n must be >= 1, got {top_n}.")
         if batch_size < 1:
             raise ValueError(f"HardNegativeRerank: batch_size must be >= 1, got {batch_size}.")
+        if prerank_top_n < 1:
+            raise ValueError(f"HardNegativeRerank: prerank_top_n must be >= 1, got {prerank_top_n}.")
         super().__init__(  # type: ignore[call-arg]  # pydantic fields, unknown to mypy without its plugin
             model=str(model),
             top_n=top_n,
@@ -128,6 +143,8 @@ class HardNegativeRerank(BaseNodePostprocessor):
             metadata_mode=metadata_mode,
             trust_remote_code=trust_remote_code,
             backend=backend,
+            prerank_model=None if prerank_model is None else str(prerank_model),
+            prerank_top_n=prerank_top_n,
             callback_manager=callback_manager or CallbackManager([]),
         )
         self._reranker = load_reranker(
@@ -137,6 +154,11 @@ class HardNegativeRerank(BaseNodePostprocessor):
             trust_remote_code=trust_remote_code,
             backend=backend,  # type: ignore[arg-type]
         )
+        if self.prerank_model is not None:
+            fast = load_reranker(
+                self.prerank_model, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
+            )
+            self._reranker = CascadeReranker(fast, self._reranker, top_k=prerank_top_n)
         logger.info("HardNegativeRerank loaded %s (%s reranker)", self.model, self._reranker.kind)
 
     @classmethod
@@ -145,7 +167,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
 
     @property
     def kind(self) -> str:
-        """``"cross"`` or ``"bi"``: the kind of reranker loaded."""
+        """``"cross"`` or ``"bi"``: the kind of reranker loaded; ``"cascade"`` with a ``prerank_model``."""
         return str(self._reranker.kind)
 
     @classmethod

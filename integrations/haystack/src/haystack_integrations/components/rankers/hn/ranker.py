@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 
+from hn_plugins.cascade import CascadeReranker
 from hn_plugins.reranker import RERANKER_BACKENDS, Reranker, RerankerLoadError, load_reranker
 
 if TYPE_CHECKING:
@@ -76,9 +77,15 @@ class HardNegativeRanker:
             alone; the output ``score`` is then that fused value. The weight was chosen against BM25 scores.
         backend: ``torch``, or ``onnx`` / ``onnx-int8`` to score a cross-encoder folder exported with
             ``hn export-onnx`` with onnxruntime (int8: faster on CPU; ``device`` is then unused).
+        prerank_model: a faster reranker folder (e.g. a bi-encoder from ``hn train --kind bi``) that first orders
+            every document; ``model`` then re-scores only its ``prerank_top_k`` best
+            (:class:`hn_plugins.cascade.CascadeReranker`). Documents below them keep the prerank order, with scores
+            below every re-scored document's. ``None`` (default): ``model`` scores all.
+        prerank_top_k: how many of the prerank model's best documents ``model`` re-scores.
 
     Raises:
-        ValueError: ``top_k`` is not a positive integer, ``batch_size`` is not, or ``backend`` is unknown.
+        ValueError: ``top_k``, ``batch_size`` or ``prerank_top_k`` is not a positive integer, or ``backend`` is
+            unknown.
 
     Example:
         ```python
@@ -105,6 +112,8 @@ class HardNegativeRanker:
         trust_remote_code: bool = False,
         fuse_retrieval_score: bool = True,
         backend: Literal["torch", "onnx", "onnx-int8"] = "torch",
+        prerank_model: str | os.PathLike[str] | None = None,
+        prerank_top_k: int = 20,
     ) -> None:
         """Store the settings; nothing is loaded until :meth:`warm_up`."""
         if not str(model).strip():
@@ -112,6 +121,10 @@ class HardNegativeRanker:
                 "HardNegativeRanker: model is empty; pass a model folder or a cross-encoder name."
             )
         _check_top_k(top_k, "init")
+        if isinstance(prerank_top_k, bool) or not isinstance(prerank_top_k, int) or prerank_top_k <= 0:
+            raise ValueError(
+                f"HardNegativeRanker: prerank_top_k must be a positive integer, got {prerank_top_k!r}."
+            )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(
                 f"HardNegativeRanker: batch_size must be a positive integer, got {batch_size!r}."
@@ -132,6 +145,8 @@ class HardNegativeRanker:
         self.embedding_separator = embedding_separator
         self.trust_remote_code = trust_remote_code
         self.fuse_retrieval_score = bool(fuse_retrieval_score)
+        self.prerank_model = None if prerank_model is None else str(prerank_model)
+        self.prerank_top_k = prerank_top_k
         self._reranker: Reranker | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -150,7 +165,7 @@ class HardNegativeRanker:
                 "HardNegativeRanker runs on one device; pass a single ComponentDevice, not a device map."
             )
         try:
-            self._reranker = load_reranker(
+            reranker = load_reranker(
                 self.model,
                 device=resolved.to_torch_str(),
                 batch_size=self.batch_size,
@@ -159,6 +174,20 @@ class HardNegativeRanker:
             )
         except RerankerLoadError as exc:
             raise RerankerLoadError(f"HardNegativeRanker could not load model {self.model!r}: {exc}") from exc
+        if self.prerank_model is not None:
+            try:
+                fast = load_reranker(
+                    self.prerank_model,
+                    device=resolved.to_torch_str(),
+                    batch_size=self.batch_size,
+                    trust_remote_code=self.trust_remote_code,
+                )
+            except RerankerLoadError as exc:
+                raise RerankerLoadError(
+                    f"HardNegativeRanker could not load prerank_model {self.prerank_model!r}: {exc}"
+                ) from exc
+            reranker = CascadeReranker(fast, reranker, top_k=self.prerank_top_k)
+        self._reranker = reranker
         logger.info(
             "HardNegativeRanker loaded %s reranker from %s on %s",
             getattr(self._reranker, "kind", "?"),
@@ -167,8 +196,8 @@ class HardNegativeRanker:
         )
 
     @property
-    def kind(self) -> Literal["cross", "bi"] | None:
-        """``"cross"`` or ``"bi"`` once warmed up, else ``None``."""
+    def kind(self) -> Literal["cross", "bi", "cascade"] | None:
+        """``"cross"`` or ``"bi"`` once warmed up (``"cascade"`` with a ``prerank_model``), else ``None``."""
         return getattr(self._reranker, "kind", None) if self._reranker is not None else None
 
     # ------------------------------------------------------------------ serialisation
@@ -190,6 +219,8 @@ class HardNegativeRanker:
             trust_remote_code=self.trust_remote_code,
             fuse_retrieval_score=self.fuse_retrieval_score,
             backend=self.backend,
+            prerank_model=self.prerank_model,
+            prerank_top_k=self.prerank_top_k,
         )
 
     @classmethod
