@@ -35,23 +35,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_onnx_reranker import round_robin_times  # benchmarks/ (this script's folder) is on sys.path
+
 logger = logging.getLogger("bench_cascade")
 
 
 def _speed(
     rows: dict[str, Any], test: Any, candidates: dict, queries: list[str]
 ) -> dict[str, dict[str, float]]:
-    """Median seconds per query of each row; the rows take turns on every query (round robin)."""
-    times: dict[str, list[float]] = {name: [] for name in rows}
-    for i, qid in enumerate(queries):
-        docs = [test.document_text(d) for d in candidates[qid]]
-        for name, reranker in rows.items():
-            start = time.perf_counter()
-            reranker.score(test.queries[qid], docs)
-            if i:  # the first query warms every row up
-                times[name].append(time.perf_counter() - start)
+    """Median and largest seconds per query of each row (:func:`bench_onnx_reranker.round_robin_times`)."""
     out = {}
-    for name, values in times.items():
+    for name, values in round_robin_times(rows, test, candidates, queries).items():
         median = statistics.median(values)
         out[name] = {"seconds_per_query": median, "max_seconds": max(values)}
         logger.info("%s: %.3f s/query (max %.3f)", name, median, max(values))

@@ -54,22 +54,29 @@ def _per_tensor_copy(folder: Path, work: Path) -> Path:
     return copy
 
 
-def _speed(rerankers: dict, test, candidates: dict, queries: list[str], max_length: int) -> dict:
-    """Median seconds per query of each reranker; the backends take turns on every query (round robin), so a
-    slower or busier stretch of the machine falls on all of them alike."""
-    for reranker in rerankers.values():
-        if hasattr(reranker, "max_length"):
-            reranker.max_length = max_length
-        else:
-            reranker.model.max_length = max_length
+def round_robin_times(rerankers: dict, test, candidates: dict, queries: list[str]) -> dict[str, list[float]]:
+    """Seconds each reranker takes to score each query's candidates, the rerankers taking turns query by query
+    (round robin), so a slower or busier stretch of the machine falls on all of them alike; the first query warms
+    every reranker up and is not timed."""
     times: dict[str, list[float]] = {name: [] for name in rerankers}
     for i, qid in enumerate(queries):
         docs = [test.document_text(d) for d in candidates[qid]]
         for name, reranker in rerankers.items():
             start = time.perf_counter()
             reranker.score(test.queries[qid], docs)
-            if i:  # the first query warms every backend up
+            if i:
                 times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _speed(rerankers: dict, test, candidates: dict, queries: list[str], max_length: int) -> dict:
+    """Median seconds per query of each reranker at ``max_length`` (:func:`round_robin_times`)."""
+    for reranker in rerankers.values():
+        if hasattr(reranker, "max_length"):
+            reranker.max_length = max_length
+        else:
+            reranker.model.max_length = max_length
+    times = round_robin_times(rerankers, test, candidates, queries)
     out = {}
     for name, values in times.items():
         median = statistics.median(values)

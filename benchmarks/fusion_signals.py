@@ -88,6 +88,29 @@ def _mrr(rows: list, weights: np.ndarray) -> float:
     return float(np.mean(values))
 
 
+def mixture_results(
+    train_rows: list, test_rows: list, signals: tuple[str, ...], mixes: dict[str, Any]
+) -> dict[str, Any]:
+    """Test MRR@10 of each signal alone and of each mixture, its weights (a :data:`GRID` point that ``mixes[name]``
+    allows) chosen on the train rows; plus the best :data:`GRID` point on test (an upper bound, not a result)."""
+    result: dict[str, Any] = {
+        "train_queries": len(train_rows),
+        "test_queries": len(test_rows),
+        "alone": {name: _mrr(test_rows, np.eye(3)[i]) for i, name in enumerate(signals)},
+    }
+    for mix, allowed in mixes.items():
+        candidates = [w for w in GRID if allowed(w)]
+        train_values = [_mrr(train_rows, w) for w in candidates]
+        best = int(np.argmax(train_values))  # first best: ties go to the earlier grid point
+        result[mix] = {
+            "weights": dict(zip(signals, candidates[best].round(1).tolist(), strict=True)),
+            "train_mrr@10": train_values[best],
+            "test_mrr@10": _mrr(test_rows, candidates[best]),
+        }
+    result["best_three_way_on_test"] = max(_mrr(test_rows, w) for w in GRID)
+    return result
+
+
 def measure(path: Path) -> dict[str, Any]:
     from hn_evaluation.benchmark import _load_split
     from hn_evaluation.first_stage import BM25Retriever
@@ -108,21 +131,7 @@ def measure(path: Path) -> dict[str, Any]:
     raw_train = _signals(train, bm25, doc_vectors, models)
     raw_test = _signals(test, bm25, doc_vectors, models)
     train_rows, test_rows = _normalized(raw_train, "z"), _normalized(raw_test, "z")
-    result: dict[str, Any] = {
-        "train_queries": len(train_rows),
-        "test_queries": len(test_rows),
-        "alone": {name: _mrr(test_rows, np.eye(3)[i]) for i, name in enumerate(SIGNALS)},
-    }
-    for mix, allowed in MIXES.items():
-        candidates = [w for w in GRID if allowed(w)]
-        train_values = [_mrr(train_rows, w) for w in candidates]
-        best = int(np.argmax(train_values))  # first best: ties go to the earlier grid point
-        result[mix] = {
-            "weights": dict(zip(SIGNALS, candidates[best].round(1).tolist(), strict=True)),
-            "train_mrr@10": train_values[best],
-            "test_mrr@10": _mrr(test_rows, candidates[best]),
-        }
-    result["best_three_way_on_test"] = max(_mrr(test_rows, w) for w in GRID)  # an upper bound, not a result
+    result = mixture_results(train_rows, test_rows, SIGNALS, MIXES)
     result["bm25+minilm_normalization"] = {}
     for label, (method, step) in NORMALIZATIONS.items():
         steps = round(1 / step)

@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 from fusion_signals import (  # benchmarks/ (this script's folder) is on sys.path
-    GRID,
-    _mrr,
     _normalized,
     _signals,
+    mixture_results,
 )
 from verifier_drop_rates import quiet_logging
 
@@ -73,21 +72,7 @@ def measure(path: Path, cache_dir: Path | None) -> dict[str, Any]:
         )
     train_rows = _normalized(_signals(train, bm25, doc_vectors, loaded), "z")
     test_rows = _normalized(_signals(test, bm25, doc_vectors, loaded), "z")
-    result: dict[str, Any] = {
-        "train_queries": len(train_rows),
-        "test_queries": len(test_rows),
-        "alone": {name: _mrr(test_rows, np.eye(3)[i]) for i, name in enumerate(SIGNALS)},
-    }
-    for mix, allowed in MIXES.items():
-        candidates = [w for w in GRID if allowed(w)]
-        train_values = [_mrr(train_rows, w) for w in candidates]
-        best = int(np.argmax(train_values))  # first best: ties go to the earlier grid point
-        result[mix] = {
-            "weights": dict(zip(SIGNALS, candidates[best].round(1).tolist(), strict=True)),
-            "train_mrr@10": train_values[best],
-            "test_mrr@10": _mrr(test_rows, candidates[best]),
-        }
-    result["best_three_way_on_test"] = max(_mrr(test_rows, w) for w in GRID)  # an upper bound, not a result
+    result = mixture_results(train_rows, test_rows, SIGNALS, MIXES)
     result["quality_bar_1.1x_zero_shot_minilm"] = 1.1 * max(
         result["alone"]["bm25"], result["alone"][SIGNALS[1]]
     )

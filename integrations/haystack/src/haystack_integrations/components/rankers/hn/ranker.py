@@ -164,28 +164,10 @@ class HardNegativeRanker:
             raise ValueError(
                 "HardNegativeRanker runs on one device; pass a single ComponentDevice, not a device map."
             )
-        try:
-            reranker = load_reranker(
-                self.model,
-                device=resolved.to_torch_str(),
-                batch_size=self.batch_size,
-                trust_remote_code=self.trust_remote_code,
-                backend=self.backend,
-            )
-        except RerankerLoadError as exc:
-            raise RerankerLoadError(f"HardNegativeRanker could not load model {self.model!r}: {exc}") from exc
+        device = resolved.to_torch_str()
+        reranker = self._load("model", self.model, device, self.backend)
         if self.prerank_model is not None:
-            try:
-                fast = load_reranker(
-                    self.prerank_model,
-                    device=resolved.to_torch_str(),
-                    batch_size=self.batch_size,
-                    trust_remote_code=self.trust_remote_code,
-                )
-            except RerankerLoadError as exc:
-                raise RerankerLoadError(
-                    f"HardNegativeRanker could not load prerank_model {self.prerank_model!r}: {exc}"
-                ) from exc
+            fast = self._load("prerank_model", self.prerank_model, device, "torch")
             reranker = CascadeReranker(fast, reranker, top_k=self.prerank_top_k)
         self._reranker = reranker
         logger.info(
@@ -194,6 +176,19 @@ class HardNegativeRanker:
             self.model,
             resolved.to_torch_str(),
         )
+
+    def _load(self, setting: str, model: str, device: str, backend: str) -> Any:
+        """``load_reranker(model)``; a failure names the setting it came from."""
+        try:
+            return load_reranker(
+                model,
+                device=device,
+                batch_size=self.batch_size,
+                trust_remote_code=self.trust_remote_code,
+                backend=backend,  # type: ignore[arg-type]
+            )
+        except RerankerLoadError as exc:
+            raise RerankerLoadError(f"HardNegativeRanker could not load {setting} {model!r}: {exc}") from exc
 
     @property
     def kind(self) -> Literal["cross", "bi", "cascade"] | None:
