@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "RERANKER_BACKENDS",
     "RERANKER_MARKER",
+    "ZERO_SHOT_PREFIX",
     "BiEncoderReranker",
     "CrossEncoderReranker",
     "Reranker",
@@ -39,6 +40,8 @@ __all__ = [
 RERANKER_MARKER = "hn_reranker.json"
 #: ``backend`` values of :func:`load_reranker`: sentence-transformers, or onnxruntime on an ``hn export-onnx`` copy.
 RERANKER_BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+#: ``load_reranker("zero-shot:<bi-encoder>")``: an untuned sentence-transformers model as a cosine reranker.
+ZERO_SHOT_PREFIX = "zero-shot:"
 #: File a model registry folder holds (see :mod:`hn_plugins.registry`).
 REGISTRY_MARKER = "registry.json"
 
@@ -330,7 +333,10 @@ def load_reranker(
     returned reranker's :meth:`~CrossEncoderReranker.rerank_scores` applies it when given first-stage scores.
 
     Args:
-        model: local folder or cross-encoder hub name (e.g. ``cross-encoder/ms-marco-MiniLM-L6-v2``).
+        model: local folder or cross-encoder hub name (e.g. ``cross-encoder/ms-marco-MiniLM-L6-v2``), or
+            ``zero-shot:<bi-encoder>`` (e.g. ``zero-shot:all-MiniLM-L6-v2``): an untuned sentence-transformers model
+            (name or folder) scoring by cosine, with no fusion weight (e.g. the fast stage of a
+            :class:`~hn_plugins.cascade.CascadeReranker`).
         device: torch device (``torch`` backend).
         batch_size: scoring batch size.
         trust_remote_code: off unless you turn it on.
@@ -346,7 +352,18 @@ def load_reranker(
         >>> reranker = load_reranker("models/reranker")  # doctest: +SKIP
         >>> reranker.score("what is a VCN", ["A virtual cloud network.", "A NIC."])  # doctest: +SKIP
     """
-    path = Path(str(model))
+    text = str(model)
+    if text.startswith(ZERO_SHOT_PREFIX):
+        name = text[len(ZERO_SHOT_PREFIX) :].strip()
+        if not name or backend != "torch":
+            raise RerankerLoadError(
+                f"{text!r}: zero-shot: takes a sentence-transformers model name or folder (e.g. "
+                "'zero-shot:all-MiniLM-L6-v2') and runs with backend='torch'."
+            )
+        return BiEncoderReranker(
+            name, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
+        )
+    path = Path(text)
     if backend != "torch":
         from hn_plugins.onnx_backend import ONNX_BACKENDS, OnnxCrossEncoderReranker
 
@@ -385,7 +402,6 @@ def load_reranker(
             )
         reranker.fusion = _fusion_of(meta, path)
         return reranker
-    text = str(model)
     if text.startswith((".", "/", "~")) or (os.sep in text.strip("/") and text.count("/") > 1):
         raise RerankerLoadError(f"Model folder {text} does not exist.")
     if os.environ.get("HF_HUB_OFFLINE") == "1":

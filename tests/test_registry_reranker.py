@@ -63,3 +63,23 @@ def test_folders_that_are_not_rerankers_get_clear_errors(minilm, tmp_path):
         load_reranker(str(tmp_path / "missing" / "model"))
     with pytest.raises(RerankerLoadError, match="HF_HUB_OFFLINE"):
         load_reranker("cross-encoder/ms-marco-MiniLM-L6-v2")
+
+
+def test_zero_shot_spec_loads_an_untuned_bi_encoder(minilm, cranfield_train):
+    from hn_plugins.cli.eval_cmd import ZERO_SHOT_PREFIX as CLI_PREFIX
+    from hn_plugins.reranker import ZERO_SHOT_PREFIX
+
+    assert CLI_PREFIX == ZERO_SHOT_PREFIX  # hn eval and load_reranker read the same specs
+    reranker = load_reranker("zero-shot:all-MiniLM-L6-v2")
+    assert isinstance(reranker, BiEncoderReranker) and reranker.kind == "bi" and reranker.fusion is None
+    reranker.model.max_seq_length = minilm.max_seq_length  # the fixture's copy is cut to 128 tokens
+    qid = cranfield_train.judged_query_ids[0]
+    docs = [cranfield_train.document_text(d) for d in list(cranfield_train.corpus)[:5]]
+    q = minilm.encode([cranfield_train.queries[qid]], normalize_embeddings=True)
+    d = minilm.encode(docs, normalize_embeddings=True)
+    np.testing.assert_allclose(reranker.score(cranfield_train.queries[qid], docs), d @ q[0], atol=1e-4)
+    for bad in ("zero-shot:", "zero-shot:  "):
+        with pytest.raises(RerankerLoadError, match="zero-shot: takes a sentence-transformers model"):
+            load_reranker(bad)
+    with pytest.raises(RerankerLoadError, match="backend='torch'"):
+        load_reranker("zero-shot:all-MiniLM-L6-v2", backend="onnx-int8")

@@ -15,7 +15,9 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-ZERO_SHOT_PREFIX = "zero-shot:"
+ZERO_SHOT_PREFIX = (
+    "zero-shot:"  # = hn_plugins.reranker.ZERO_SHOT_PREFIX (not imported: `hn --help` loads no numpy)
+)
 
 
 def import_evaluation() -> Any:

@@ -230,7 +230,7 @@ def test_onnx_backend_ranks_nodes_like_torch(tmp_path: Path, faq_subset: dict[st
 
 
 def test_prerank_model_lets_the_cross_encoder_rescore_only_its_top_nodes(
-    tmp_path: Path, faq_subset: dict[str, Any], bi_reranker_dir: Path
+    tmp_path: Path, faq_subset: dict[str, Any], bi_reranker_dir: Path, minilm_dir: str
 ) -> None:
     """A cascade: the bi-encoder folder orders the 12 nodes, the cross-encoder re-orders its best 4."""
     import torch
@@ -256,6 +256,12 @@ def test_prerank_model_lets_the_cross_encoder_rescore_only_its_top_nodes(
     cross_ids = [n.node.node_id for n in by_cross.postprocess_nodes(head, query_str=QUERY)]
     assert [n.node.node_id for n in got] == cross_ids + bi_ids[4:]
     assert cross_ids != bi_ids[:4]  # the two models disagree, so the order shows which one ranked the head
+    # the same model named as an untuned bi-encoder instead of a reranker folder
+    zero_shot = HardNegativeRerank(
+        model=folder, top_n=12, device="cpu", prerank_model=f"zero-shot:{minilm_dir}", prerank_top_n=4
+    )
+    again = zero_shot.postprocess_nodes(_candidates(faq_subset), query_str=QUERY)
+    assert [n.node.node_id for n in again] == [n.node.node_id for n in got]
     data = cascade.to_dict()
     assert data["prerank_model"] == str(bi_reranker_dir) and data["prerank_top_n"] == 4
     assert HardNegativeRerank.from_dict(data).kind == "cascade"

@@ -60,10 +60,11 @@ class HardNegativeRerank(BaseNodePostprocessor):
         backend: ``torch``, or ``onnx`` / ``onnx-int8`` to score a cross-encoder folder exported with
             ``hn export-onnx`` with onnxruntime (int8: faster on CPU; check its quality with
             ``hn eval --backend onnx-int8``).
-        prerank_model: a faster reranker (e.g. a bi-encoder folder from ``hn train --kind bi``, or
-            a registry folder) that first orders every node; ``model`` then re-scores only its
-            ``prerank_top_n`` best (:class:`hn_plugins.cascade.CascadeReranker`). Nodes below them keep the
-            prerank order, with scores below every re-scored node's. ``None`` (default): ``model`` scores all.
+        prerank_model: a faster reranker (a bi-encoder folder from ``hn train --kind bi``, a registry folder, or
+            ``zero-shot:all-MiniLM-L6-v2`` for an untuned bi-encoder) that first orders every node; ``model`` then
+            re-scores only its ``prerank_top_n`` best (:class:`hn_plugins.cascade.CascadeReranker`). Nodes below
+            them keep the prerank order, with scores below every re-scored node's. ``None`` (default): ``model``
+            scores all.
         prerank_top_n: how many of the prerank model's best nodes ``model`` re-scores.
         callback_manager: LlamaIndex callback manager (receives a ``RERANKING`` event per call).
 

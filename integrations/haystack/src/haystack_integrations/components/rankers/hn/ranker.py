@@ -77,10 +77,11 @@ class HardNegativeRanker:
             alone; the output ``score`` is then that fused value. The weight was chosen against BM25 scores.
         backend: ``torch``, or ``onnx`` / ``onnx-int8`` to score a cross-encoder folder exported with
             ``hn export-onnx`` with onnxruntime (int8: faster on CPU; ``device`` is then unused).
-        prerank_model: a faster reranker folder (e.g. a bi-encoder from ``hn train --kind bi``) that first orders
-            every document; ``model`` then re-scores only its ``prerank_top_k`` best
-            (:class:`hn_plugins.cascade.CascadeReranker`). Documents below them keep the prerank order, with scores
-            below every re-scored document's. ``None`` (default): ``model`` scores all.
+        prerank_model: a faster reranker (a bi-encoder folder from ``hn train --kind bi``, a registry folder, or
+            ``zero-shot:all-MiniLM-L6-v2`` for an untuned bi-encoder) that first orders every document; ``model``
+            then re-scores only its ``prerank_top_k`` best (:class:`hn_plugins.cascade.CascadeReranker`).
+            Documents below them keep the prerank order, with scores below every re-scored document's. ``None``
+            (default): ``model`` scores all.
         prerank_top_k: how many of the prerank model's best documents ``model`` re-scores.
 
     Raises:
