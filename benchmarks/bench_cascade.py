@@ -35,7 +35,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_onnx_reranker import round_robin_times  # benchmarks/ (this script's folder) is on sys.path
+from bench_onnx_reranker import (  # benchmarks/ (this script's folder) is on sys.path
+    exported_copy,
+    round_robin_times,
+    start_cpu_run,
+)
 
 logger = logging.getLogger("bench_cascade")
 
@@ -64,26 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed-queries", type=int, default=16, help="timed queries (+1 untimed warm-up)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    load_before = list(os.getloadavg())
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for name in ("sentence_transformers", "transformers", "bm25s", "httpx", "urllib3", "faiss"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
+    load_before = start_cpu_run(args.threads)
     import torch
 
-    torch.set_num_threads(args.threads)
     from hn_evaluation.benchmark import benchmark_metrics, first_stage_run
     from hn_evaluation.rerank import evaluate_reranking
     from hn_plugins.cascade import CascadeReranker
     from hn_plugins.data import load_beir
-    from hn_plugins.onnx_backend import OnnxCrossEncoderReranker, export_onnx
+    from hn_plugins.onnx_backend import OnnxCrossEncoderReranker
     from hn_plugins.reranker import BiEncoderReranker
 
     work = Path(tempfile.mkdtemp(prefix="bench-cascade-"))
     try:
         folder = work / "cross"
-        shutil.copytree(args.cross_model, folder, ignore=shutil.ignore_patterns("checkpoints", "onnx"))
-        export_onnx(folder)
+        exported_copy(args.cross_model, folder)
         test = load_beir(args.data, split="test", empty_documents="drop")
         run = first_stage_run(test, "bm25", args.top_k)
         candidates = {q: [d for d, _ in ranked[: args.top_k]] for q, ranked in run.items()}

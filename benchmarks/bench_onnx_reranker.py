@@ -54,6 +54,28 @@ def _per_tensor_copy(folder: Path, work: Path) -> Path:
     return copy
 
 
+def start_cpu_run(threads: int) -> list[float]:
+    """INFO logging with the libraries' chatter at WARNING, torch on ``threads`` threads; returns the load average
+    before the run (recorded beside the timings)."""
+    load_before = list(os.getloadavg())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for name in ("sentence_transformers", "transformers", "bm25s", "httpx", "urllib3", "faiss"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import torch
+
+    torch.set_num_threads(threads)
+    return load_before
+
+
+def exported_copy(model: Path, folder: Path) -> dict:
+    """Copy the cross-encoder folder ``model`` to ``folder`` (without checkpoints or an earlier export) and export
+    the copy with ``hn_plugins.onnx_backend.export_onnx``; returns the export's info."""
+    from hn_plugins.onnx_backend import export_onnx
+
+    shutil.copytree(model, folder, ignore=shutil.ignore_patterns("checkpoints", "onnx"))
+    return export_onnx(folder)
+
+
 def round_robin_times(rerankers: dict, test, candidates: dict, queries: list[str]) -> dict[str, list[float]]:
     """Seconds each reranker takes to score each query's candidates, the rerankers taking turns query by query
     (round robin), so a slower or busier stretch of the machine falls on all of them alike; the first query warms
@@ -112,14 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    load_before = list(os.getloadavg())
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for name in ("sentence_transformers", "transformers", "bm25s", "httpx", "urllib3"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
+    load_before = start_cpu_run(args.threads)
     import torch
 
-    torch.set_num_threads(args.threads)
     from hn_evaluation.benchmark import benchmark_metrics, first_stage_run
     from hn_evaluation.rerank import evaluate_reranking
     from hn_plugins.data import load_beir
@@ -129,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
     try:
         folder = work / "model"
-        shutil.copytree(args.model, folder, ignore=shutil.ignore_patterns("checkpoints", "onnx"))
-        export = export_onnx(folder)
+        export = exported_copy(args.model, folder)
         own_attention = None
         if args.compare_attention:
             own_attention = work / "model-own-attention"
@@ -139,10 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline = None
         if args.baseline_model is not None:
             baseline = work / "baseline"
-            shutil.copytree(
-                args.baseline_model, baseline, ignore=shutil.ignore_patterns("checkpoints", "onnx")
-            )
-            export_onnx(baseline)
+            exported_copy(args.baseline_model, baseline)
         per_tensor = _per_tensor_copy(folder, work)
         test = load_beir(args.data, split="test", empty_documents="drop")
         run = first_stage_run(test, "bm25", args.top_k)

@@ -56,6 +56,9 @@ def test_one_call_bi_encoder_from_qa_pairs(
         "embedding_separator": "\n",
         "trust_remote_code": False,
         "fuse_retrieval_score": True,
+        "backend": "torch",
+        "prerank_model": None,
+        "prerank_top_k": 20,
     }
     # the trainer chose a BM25 fusion weight on its validation queries; the ranker applies it to retriever scores
     assert 0.0 <= json.loads((folder / "hn_reranker.json").read_text())["fusion"]["weight"] <= 1.0
