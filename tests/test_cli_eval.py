@@ -125,7 +125,10 @@ def test_hn_benchmark_smoke(shared_data, tmp_path, capsys):
     )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
-    assert list(report["rows"]) == ["none", "zero-shot", "random", "paper"]
+    rows = ["none", "zero-shot", "random", "paper"]
+    controls = {f"{r}+fusion" for r in rows[1:]}  # the fusion control table: every reranker row fused
+    assert list(report["rows"])[:4] == rows and set(list(report["rows"])[4:]) == controls
+    assert set(report["config"]["control_rows"]) == controls
     for row in report["rows"].values():
         for metric in ("mrr@3", "mrr@10", "ndcg@10", "recall@10", "recall@20"):
             assert set(row[metric]) == {"mean", "std"}
@@ -134,7 +137,7 @@ def test_hn_benchmark_smoke(shared_data, tmp_path, capsys):
     assert 0.0 <= strategies["paper"]["mining"]["selection_rate"] <= 1.0
     assert strategies["random"]["mining"]["selection_rate"] == 1.0
     assert strategies["paper"]["training"][0]["train_rows"] > 0
-    assert set(report["significance"]["paper"]) == {"none", "zero-shot", "random"}
+    assert set(report["significance"]["paper"]) == ({"none", "zero-shot", "random"} | controls)
     assert len(report["per_query"]["values"]["none"]) == 10
     md = (out / "report.md").read_text()
     assert "| paper |" in md and "selection rate" in md
