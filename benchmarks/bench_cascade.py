@@ -37,6 +37,7 @@ from typing import Any
 
 from bench_onnx_reranker import (  # benchmarks/ (this script's folder) is on sys.path
     exported_copy,
+    model_training,
     round_robin_times,
     start_cpu_run,
 )
@@ -102,12 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "data": args.data.name,
             "cross_model": str(args.cross_model),
-            "cross_training": {
-                k: json.loads((folder / "hn_reranker.json").read_text()).get(k)
-                for k in ("base_model", "data", "loss", "created")
-            }
-            if (folder / "hn_reranker.json").is_file()
-            else {},
+            "cross_training": model_training(folder),
             "bi_model": args.bi_model,
             "max_length": args.max_length,
             "top_k": args.top_k,

@@ -76,6 +76,14 @@ def exported_copy(model: Path, folder: Path) -> dict:
     return export_onnx(folder)
 
 
+def model_training(folder: Path) -> dict:
+    """Base model, data, loss and creation time from a trained folder's ``hn_reranker.json`` (``None`` each when the
+    folder has none)."""
+    marker = folder / "hn_reranker.json"
+    meta = json.loads(marker.read_text()) if marker.is_file() else {}
+    return {k: meta.get(k) for k in ("base_model", "data", "loss", "created")}
+
+
 def round_robin_times(rerankers: dict, test, candidates: dict, queries: list[str]) -> dict[str, list[float]]:
     """Seconds each reranker takes to score each query's candidates, the rerankers taking turns query by query
     (round robin), so a slower or busier stretch of the machine falls on all of them alike; the first query warms
@@ -197,16 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         report = evaluate_reranking(
             quality_test, run, rows, top_k=args.top_k, metrics=benchmark_metrics(args.top_k)
         )
-        model_meta = (
-            json.loads((folder / "hn_reranker.json").read_text())
-            if (folder / "hn_reranker.json").is_file()
-            else {}
-        )
         result = {
             "data": args.data.name,
             "model": str(args.model),
             "model_max_length": export["max_length"],
-            "model_training": {k: model_meta.get(k) for k in ("base_model", "data", "loss", "created")},
+            "model_training": model_training(folder),
             "model_layers": json.loads((folder / "config.json").read_text())["num_hidden_layers"],
             "baseline_model": str(args.baseline_model) if args.baseline_model else None,
             "baseline_layers": json.loads((baseline / "config.json").read_text())["num_hidden_layers"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hn_plugins.reranker import _FusionMixin
+from hn_plugins.reranker import _FusionMixin, fuse_with_first_stage
 
 __all__ = ["CascadeReranker"]
 
@@ -29,11 +29,8 @@ def _stage_scores(
     if hasattr(reranker, "rerank_scores"):
         scores = reranker.rerank_scores(query, documents, first_stage)
     else:  # a plain scorer; a ``fusion`` attribute still applies
-        scores = np.asarray(reranker.score(query, documents), dtype=np.float64)
-        fusion = getattr(reranker, "fusion", None)
-        complete = first_stage is not None and all(s is not None for s in first_stage)
-        if fusion is not None and complete and len(documents) > 1:
-            scores = fusion(scores, [float(s) for s in first_stage])  # type: ignore[union-attr]
+        plain = np.asarray(reranker.score(query, documents), dtype=np.float64)
+        scores = fuse_with_first_stage(plain, getattr(reranker, "fusion", None), first_stage)
     return np.asarray(scores, dtype=np.float32).reshape(len(documents))
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "RerankerLoadError",
     "detect_reranker_kind",
     "folder_fusion",
+    "fuse_with_first_stage",
     "load_reranker",
 ]
 
@@ -85,12 +86,27 @@ class _FusionMixin:
             >>> [round(float(x), 2) for x in r.rerank_scores("q", ["a", "b"], [0.0, 9.0])]
             [0.2, 0.8]
         """
-        scores = self.score(query, documents)
-        if self.fusion is None or first_stage_scores is None or len(documents) < 2:
-            return scores
-        if len(first_stage_scores) != len(documents) or any(s is None for s in first_stage_scores):
-            return scores
-        return self.fusion(scores, [float(s) for s in first_stage_scores]).astype(np.float32)  # type: ignore[arg-type]
+        return fuse_with_first_stage(self.score(query, documents), self.fusion, first_stage_scores)
+
+
+def fuse_with_first_stage(
+    scores: np.ndarray, fusion: ScoreFusion | None, first_stage_scores: Sequence[float | None] | None
+) -> np.ndarray:
+    """``scores`` fused with ``first_stage_scores`` by ``fusion``; ``scores`` unchanged when there is no fusion, no
+    first-stage list, fewer than two documents, or a first-stage list of another length or with a missing score.
+
+    Example:
+        >>> fuse_with_first_stage(np.array([1.0, 0.0]), None, [0.0, 9.0]).tolist()
+        [1.0, 0.0]
+        >>> fused = fuse_with_first_stage(np.array([1.0, 0.0]), ScoreFusion(0.2, "minmax"), [0.0, 9.0])
+        >>> [round(float(x), 2) for x in fused]
+        [0.2, 0.8]
+    """
+    if fusion is None or first_stage_scores is None or len(scores) < 2:
+        return scores
+    if len(first_stage_scores) != len(scores) or any(s is None for s in first_stage_scores):
+        return scores
+    return fusion(scores, [float(s) for s in first_stage_scores]).astype(np.float32)  # type: ignore[arg-type]
 
 
 class CrossEncoderReranker(_FusionMixin):

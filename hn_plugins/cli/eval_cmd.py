@@ -15,9 +15,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-ZERO_SHOT_PREFIX = (
-    "zero-shot:"  # = hn_plugins.reranker.ZERO_SHOT_PREFIX (not imported: `hn --help` loads no numpy)
-)
+# = hn_plugins.reranker.ZERO_SHOT_PREFIX, not imported from there: `hn --help` loads no numpy
+ZERO_SHOT_PREFIX = "zero-shot:"
 
 
 def import_evaluation() -> Any:
@@ -196,10 +195,10 @@ def evaluate_model(
 
         fast = _build_whole_document_reranker(prerank_model, docs, queries, max_length, "torch")
         prerank_fusion = _fusion_of_spec(prerank_model) if first_stage == "bm25" else None
-        if hasattr(fast, "fusion") or prerank_fusion is not None:
-            fast.fusion = prerank_fusion
-        if hasattr(reranker, "fusion"):
-            reranker.fusion = fusion
+        fast.fusion = (
+            prerank_fusion  # each stage's own weight (None off BM25: the weights were chosen against it)
+        )
+        reranker.fusion = fusion
         encode += float(getattr(fast, "encode_seconds", 0.0) or 0.0)
         cascade = CascadeReranker(fast, reranker, top_k=prerank_top_k)
         rows[name] = cascade
