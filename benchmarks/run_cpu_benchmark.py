@@ -43,6 +43,11 @@ def main() -> int:
         help="add the default+verify row (false-negative verifier)",
     )
     parser.add_argument(
+        "--ablation-adapt",
+        action="store_true",
+        help="add the default+adapt row (default from the base model adapted to the corpus)",
+    )
+    parser.add_argument(
         "--ablation-variance",
         default="",
         help="extra rows paper@pca<v>, comma-separated PCA variances (e.g. 0.7,0.9,0.99)",
@@ -87,6 +92,7 @@ def main() -> int:
         max_length=args.max_length,
         cache_dir=args.cache_dir,
         ablation_verifier=args.ablation_verifier,
+        ablation_adapt=args.ablation_adapt,
         ablation_variance=variances,
         ablation_single_model=args.ablation_single_model,
         num_negatives=args.num_negatives,

@@ -31,6 +31,7 @@ _EXPORTS = {
     "OnnxCrossEncoderReranker": "hn_plugins.onnx_backend",
     "fine_tune_reranker": "hn_plugins.training.trainer",
     "bootstrap_cross_encoder": "hn_plugins.training.bootstrap",
+    "adapt_bi_encoder": "hn_plugins.training.corpus_adaptation",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports("hn_plugins", _EXPORTS, extra=("__version__",))

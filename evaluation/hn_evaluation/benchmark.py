@@ -17,6 +17,9 @@ Rows of the report:
   before they are combined; the teacher is the zero-shot base model fused with BM25 on the train split
   (:func:`zero_shot_fusion_teacher`). Pairs whose hard negatives were all dropped fall back to positive-aware, then
   to the random negative alone.
+- ``default+adapt`` (ablation, ``ablation_adapt=True``, ``kind="bi"``): ``default`` trained from the base model first
+  adapted to the train corpus without labels (:func:`~hn_plugins.training.corpus_adaptation.adapt_bi_encoder`,
+  ``hn bootstrap --kind bi``; one adaptation per seed).
 
 Everything else (base model, loss, epochs, learning rate, batch size, number of negatives, validation) is the same
 for every row, so the rows differ only by their negatives.
@@ -632,6 +635,7 @@ class _Row:
     loss: str = "triplet"
     train_fraction: float | None = None
     selection: str = "holdout"
+    adapt: bool = False  # start from the base model adapted to the corpus (adapt_bi_encoder) instead
 
 
 def _load_split(path: Path, split: str) -> RetrievalDataset:
@@ -683,6 +687,7 @@ def run_benchmark(
     ablation_single_model: bool = False,
     ablation_train_size: Sequence[float] = (),
     ablation_verifier: bool = False,
+    ablation_adapt: bool = False,
     keep_models: bool = False,
     n_resamples: int = 10000,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -722,6 +727,10 @@ def run_benchmark(
             base model fused with BM25 on the train split (:func:`zero_shot_fusion_teacher`, with the fusion weight
             chosen for ``zero-shot``, computed even when ``fusion=False``). Its ``mining`` summary holds the
             verifier's counts, and ``out_dir/verifier_dropped.json`` lists every dropped negative.
+        ablation_adapt: extra row ``default+adapt`` (``kind="bi"`` only): ``default`` fine-tuned from the base
+            model after adapting it to the train corpus' pseudo-queries, no labels
+            (:func:`~hn_plugins.training.corpus_adaptation.adapt_bi_encoder` with the row's seed); its
+            ``training`` entries hold the adaptation's counts.
         keep_models: keep every fine-tuned model under ``out_dir/models`` (default: deleted after evaluation).
         n_resamples: permutations of the paired significance tests.
         cache_dir: embedding cache of the mining ensemble (default ``out_dir/cache``).
@@ -753,7 +762,11 @@ def run_benchmark(
     if unknown:
         raise ValueError(f"Unknown strategies {unknown}; choose from {', '.join(ALL_STRATEGIES)}.")
     if not strategies and not (
-        ablation_variance or ablation_single_model or ablation_train_size or ablation_verifier
+        ablation_variance
+        or ablation_single_model
+        or ablation_train_size
+        or ablation_verifier
+        or ablation_adapt
     ):
         raise ValueError(
             "No strategy to run; pass e.g. strategies=['none', 'zero-shot', 'paper', 'default']."
@@ -763,6 +776,11 @@ def run_benchmark(
         raise ValueError("seeds must be >= 1 (or a non-empty list of seeds).")
     if kind not in ("bi", "cross"):
         raise ValueError(f"kind must be 'bi' or 'cross', got {kind!r}.")
+    if ablation_adapt and kind != "bi":
+        raise ValueError(
+            "ablation_adapt adapts a bi-encoder to the corpus (kind='bi'); for cross-encoders warm-start the base "
+            "model with `hn bootstrap` (kind cross) and pass that folder as base_model."
+        )
     for f in ablation_train_size:
         if not 0.0 < f <= 1.0:
             raise ValueError(f"ablation_train_size values must be in (0, 1], got {f}.")
@@ -920,6 +938,17 @@ def run_benchmark(
                 mine=verified_default_mine,
                 loss=DEFAULT_STRATEGY["loss"],
                 selection=DEFAULT_STRATEGY["selection"],
+            )
+        )
+    if ablation_adapt:
+        rows.append(
+            _Row(
+                "default+adapt",
+                "trained",
+                mine=default_mine,
+                loss=DEFAULT_STRATEGY["loss"],
+                selection=DEFAULT_STRATEGY["selection"],
+                adapt=True,
             )
         )
 
@@ -1087,6 +1116,7 @@ def run_benchmark(
         "ablation_single_model": ablation_single_model,
         "ablation_train_size": list(ablation_train_size),
         "ablation_verifier": ablation_verifier,
+        "ablation_adapt": ablation_adapt,
         "fusion": fusion,
         "control_rows": [c for c in controls if c in done],
     }
@@ -1411,10 +1441,22 @@ def _train_and_evaluate(
     safe = row.name.replace("@", "_").replace("/", "_")
     result.to_jsonl(out / "triplets" / f"{safe}-seed{seed}.jsonl")
     model_dir = out / "models" / f"{safe}-seed{seed}"
+    base_model, adaptation = settings["base_model"], None
+    if row.adapt:
+        from hn_plugins.training.corpus_adaptation import adapt_bi_encoder
+
+        base_model = adapt_bi_encoder(
+            train_data,
+            settings["base_model"],
+            output_dir=out / "models" / f"{safe}-start-seed{seed}",
+            seed=seed,
+            device="cpu" if not _has_cuda() else None,
+        )
+        adaptation = json.loads((base_model / "hn_reranker.json").read_text(encoding="utf-8"))["metrics"]
     trained = fine_tune_reranker(
         result,
         train_data,
-        settings["base_model"],
+        base_model,
         kind=settings["kind"],
         loss=row.loss,
         margin=settings["margin"],
@@ -1446,6 +1488,7 @@ def _train_and_evaluate(
             "selection": m.get("selection"),
             "validation_queries": m.get("validation_queries"),
             "fusion": trained.fusion.to_dict() if trained.fusion is not None else None,
+            **({"adaptation": adaptation} if adaptation is not None else {}),
         }
     )
     scorer = scorer_for(trained.path)
@@ -1455,6 +1498,8 @@ def _train_and_evaluate(
         fused = evaluate(fused_name, FusedScorer(scorer, trained.fusion, fs_scores))
     if not settings["keep_models"]:
         shutil.rmtree(model_dir, ignore_errors=True)
+        if row.adapt:
+            shutil.rmtree(base_model, ignore_errors=True)
     return report, fused, scorer
 
 

@@ -64,3 +64,47 @@ def test_ablation_rows_train_on_the_variant_negatives(eval_data_dir, tmp_path, m
     kept = {r.query_id for r in mined["default@train0.5"].records}
     assert kept <= set(judged) and len(kept) == max(2, round(0.5 * len(judged)))
     assert strategies["default@train0.5"]["training"][0]["selection"] == "cross-fit"
+
+
+def test_adapt_ablation_is_for_bi_encoders_and_has_a_cli_flag(eval_data_dir, tmp_path):
+    from hn_plugins.cli import build_parser
+
+    with pytest.raises(ValueError, match=r"kind='bi'.*hn bootstrap"):
+        run_benchmark(eval_data_dir / "medline", ["none"], [0], tmp_path, kind="cross", ablation_adapt=True)
+    assert not (tmp_path / "report.json").exists()
+    assert (
+        build_parser().parse_args(["benchmark", "d", "--out", "o", "--ablation-adapt"]).ablation_adapt is True
+    )
+    assert build_parser().parse_args(["benchmark", "d", "--out", "o"]).ablation_adapt is False
+
+
+@pytest.mark.slow
+def test_default_adapt_row_fine_tunes_the_corpus_adapted_model(eval_data_dir, tmp_path, monkeypatch):
+    import json
+
+    from hn_plugins.training.bootstrap import make_pseudo_queries
+
+    monkeypatch.setitem(DEFAULT_STRATEGY, "folds", 2)
+    report = run_benchmark(
+        eval_data_dir / "medline",
+        ["none"],
+        [0],
+        tmp_path,
+        models="static-model",
+        epochs=1,
+        top_k=10,
+        validation_top_k=5,
+        max_test_queries=4,
+        max_length=64,
+        ablation_adapt=True,
+        keep_models=True,
+    )
+    assert {"default+adapt", "default+adapt-no-fusion"} <= set(report["rows"]), report.get("failed")
+    assert report["config"]["ablation_adapt"] is True
+    training = report["strategies"]["default+adapt"]["training"][0]
+    train = _load_split(eval_data_dir / "medline", "train")
+    assert training["adaptation"]["pseudo_queries"] == len(make_pseudo_queries(train.corpus))
+    start = tmp_path / "models" / "default+adapt-start-seed0"
+    assert json.loads((start / "hn_reranker.json").read_text())["kind"] == "bi"
+    final = json.loads((tmp_path / "models" / "default+adapt-seed0" / "hn_reranker.json").read_text())
+    assert final["base_model"] == str(start)  # the hard-negative fine-tune started from the adapted model

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         ablation_single_model=args.ablation_single_model,
         ablation_train_size=_floats(args.ablation_train_size),
         ablation_verifier=args.ablation_verifier,
+        ablation_adapt=args.ablation_adapt,
         keep_models=args.keep_models,
         cache_dir=args.cache,
         fusion=not args.no_fusion,
@@ -145,6 +146,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="extra row default+verify: default with a false-negative verifier (teacher: the zero-shot base "
         "model fused with BM25 on the train split) applied to its paper and fallback negatives",
+    )
+    parser.add_argument(
+        "--ablation-adapt",
+        action="store_true",
+        help="extra row default+adapt (--kind bi): default fine-tuned from the base model first adapted to the "
+        "corpus without labels (as `hn bootstrap --kind bi`)",
     )
     parser.add_argument(
         "--keep-models", action="store_true", help="keep every fine-tuned model in OUT/models"

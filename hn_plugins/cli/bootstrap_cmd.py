@@ -1,4 +1,8 @@
-"""``hn bootstrap``: warm-start a cross-encoder by distilling an embedding ensemble (no labels needed)."""
+"""``hn bootstrap``: warm-start a reranker without labels.
+
+``--kind cross`` (default) distils an embedding ensemble into a cross-encoder; ``--kind bi`` adapts a bi-encoder to
+the corpus' pseudo-queries with in-batch negatives.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,70 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
+#: settings per --kind when not given: (epochs, batch size, max length)
+_DEFAULTS = {"cross": (3, 8, 256), "bi": (1, 32, 128)}
+#: options only the cross-encoder distillation reads, with their defaults there
+_CROSS_ONLY = {
+    "teacher_models": "all-MiniLM-L6-v2,static-model",
+    "pairs": 6000,
+    "num_layers": None,
+    "held_out": 60,
+}
+
+
 def run(args: argparse.Namespace) -> int:
     from hn_plugins.data import load_beir, load_llamaindex_qa
-    from hn_plugins.training.bootstrap import bootstrap_cross_encoder
 
+    epochs, batch_size, max_length = (
+        default if given is None else given
+        for given, default in zip(
+            (args.epochs, args.batch_size, args.max_length), _DEFAULTS[args.kind], strict=True
+        )
+    )
+    if args.kind == "bi":
+        given = [name for name in _CROSS_ONLY if getattr(args, name) is not None]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            sys.stderr.write(
+                f"error: {flags} only apply to --kind cross (a distilled cross-encoder); drop them.\n"
+            )
+            return 2
+        if args.min_pseudo_queries is None:
+            args.min_pseudo_queries = 100
+    elif args.min_pseudo_queries is not None:
+        sys.stderr.write(
+            "error: --min-pseudo-queries only applies to --kind bi; use --held-out for --kind cross.\n"
+        )
+        return 2
     if args.data.is_file() and args.data.suffix == ".json":
         dataset = load_llamaindex_qa(args.data)
     else:
         dataset = load_beir(
             args.data, split=args.split, empty_documents="drop" if args.drop_empty else "raise"
         )
+    if args.kind == "bi":
+        from hn_plugins.training.corpus_adaptation import adapt_bi_encoder
+
+        folder = adapt_bi_encoder(
+            dataset,
+            args.base_model,
+            output_dir=args.out,
+            epochs=epochs,
+            batch_size=batch_size,
+            max_length=max_length,
+            min_pseudo_queries=args.min_pseudo_queries,
+            seed=args.seed,
+        )
+        sys.stdout.write(
+            f"Corpus-adapted bi-encoder -> {folder}\n"
+            f"Compare it with the untuned model on judged queries: hn eval DATA --model zero-shot:{folder}\n"
+        )
+        return 0
+    from hn_plugins.training.bootstrap import bootstrap_cross_encoder
+
+    for name, default in _CROSS_ONLY.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     teachers = [m.strip() for m in args.teacher_models.split(",") if m.strip()]
     result = bootstrap_cross_encoder(
         dataset,
@@ -28,10 +86,10 @@ def run(args: argparse.Namespace) -> int:
         base_model=args.base_model,
         output_dir=args.out,
         num_pairs=args.pairs,
-        epochs=args.epochs,
+        epochs=epochs,
         seed=args.seed,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
+        batch_size=batch_size,
+        max_length=max_length,
         num_layers=args.num_layers,
         held_out_queries=args.held_out,
         cache_dir=args.cache,
@@ -57,39 +115,60 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bootstrap",
-        help="warm-start a cross-encoder by distilling an embedding ensemble",
-        description="Build a cross-encoder from a bi-encoder's transformer and train it to reproduce the teacher "
-        "ensemble's rankings of unlabeled corpus pairs (titles / first sentences vs their neighbours and random "
-        "documents). Reports student and teacher MRR@10 on held-out pseudo-queries.",
+        help="warm-start a reranker without labels (cross: distil an ensemble; bi: adapt to the corpus)",
+        description="--kind cross (default): build a cross-encoder from a bi-encoder's transformer and train it to "
+        "reproduce the teacher ensemble's rankings of unlabeled corpus pairs (titles / first sentences vs their "
+        "neighbours and random documents); reports student and teacher MRR@10 on held-out pseudo-queries. "
+        "--kind bi: adapt a sentence-transformers model to the corpus, each pseudo-query matched to the rest of its "
+        "document among the other answers of its batch (in-batch negatives); compare it with the untuned model "
+        "with `hn eval --model zero-shot:<folder>`.",
     )
     parser.add_argument("data", type=Path, help="BEIR folder or LlamaIndex QA JSON (only the corpus is used)")
     parser.add_argument(
         "--split", default="train", help="qrels split to load the folder with (default: train)"
     )
     parser.add_argument(
+        "--kind",
+        choices=("cross", "bi"),
+        default="cross",
+        help="cross: distil into a cross-encoder; bi: adapt a bi-encoder to the corpus (default: cross)",
+    )
+    parser.add_argument(
         "--teacher-models",
-        default="all-MiniLM-L6-v2,static-model",
-        help="comma-separated teacher ensemble (default: all-MiniLM-L6-v2,static-model)",
+        default=None,
+        help="cross only: comma-separated teacher ensemble (default: all-MiniLM-L6-v2,static-model)",
     )
     parser.add_argument(
         "--base-model",
         default="all-MiniLM-L6-v2",
-        help="transformer the cross-encoder starts from (default: all-MiniLM-L6-v2)",
+        help="transformer the reranker starts from (default: all-MiniLM-L6-v2)",
     )
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument(
-        "--pairs", type=int, default=6000, help="training (query, document) pairs (default: 6000)"
+        "--pairs", type=int, default=None, help="cross only: training (query, document) pairs (default: 6000)"
     )
-    parser.add_argument("--epochs", type=int, default=3, help="maximum epochs (default: 3)")
-    parser.add_argument("--batch-size", type=int, default=8, help="pseudo-queries per step (default: 8)")
-    parser.add_argument("--max-length", type=int, default=256, help="tokens per pair (default: 256)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: cross 3 at most, bi 1)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="pseudo-queries per step (default: cross 8, bi 32)"
+    )
+    parser.add_argument(
+        "--max-length", type=int, default=None, help="tokens per text or pair (default: cross 256, bi 128)"
+    )
     parser.add_argument(
         "--num-layers",
         type=int,
         default=None,
-        help="keep only the base model's first N transformer layers: a shallower, faster student (default: all)",
+        help="cross only: keep the base model's first N transformer layers: a shallower, faster student",
     )
-    parser.add_argument("--held-out", type=int, default=60, help="held-out pseudo-queries (default: 60)")
+    parser.add_argument(
+        "--held-out", type=int, default=None, help="cross only: held-out pseudo-queries (default: 60)"
+    )
+    parser.add_argument(
+        "--min-pseudo-queries",
+        type=int,
+        default=None,
+        help="bi only: fewer documents giving a pseudo-query is an error (default: 100)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache folder of the teacher")
     parser.add_argument("--drop-empty", action="store_true", help="drop documents without text")

@@ -21,6 +21,7 @@ _EXPORTS = {
     "load_base_model": "hn_plugins.training.model_folder",
     "bootstrap_cross_encoder": "hn_plugins.training.bootstrap",
     "BootstrapResult": "hn_plugins.training.bootstrap",
+    "adapt_bi_encoder": "hn_plugins.training.corpus_adaptation",
     "measure_loss_overhead": "hn_plugins.training.speed",
     "measure_reranking_speed": "hn_plugins.training.speed",
 }

@@ -287,6 +287,34 @@ def test_cli_bootstrap_reports_a_bad_depth_cleanly(tmp_path, shared_data, capsys
     assert not (tmp_path / "m").exists()
 
 
+def test_corpus_adaptation_refuses_a_corpus_without_pseudo_queries(tmp_path, shared_data):
+    from hn_plugins.data import load_beir
+    from hn_plugins.training.corpus_adaptation import adapt_bi_encoder
+
+    npl = load_beir(shared_data / "npl", split="train")  # no titles, no sentence punctuation
+    with pytest.raises(DatasetError, match=r"Only 0 of 11429 documents give a pseudo-query.*titles"):
+        adapt_bi_encoder(npl, output_dir=tmp_path / "m")
+    with pytest.raises(TrainingError, match="batch_size >= 2"):
+        adapt_bi_encoder(npl, output_dir=tmp_path / "m", batch_size=1)
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_bootstrap_bi_refuses_cross_only_options(tmp_path, shared_data, capsys):
+    from hn_plugins.cli import build_parser, main
+
+    args = build_parser().parse_args(["bootstrap", "d", "--kind", "bi", "--out", "o"])
+    assert args.kind == "bi" and args.epochs is None and args.teacher_models is None
+    data = str(shared_data / "cranfield")
+    out = str(tmp_path / "m")
+    assert main(["bootstrap", data, "--kind", "bi", "--out", out, "--pairs", "10", "--num-layers", "2"]) == 2
+    assert "--pairs, --num-layers only apply to --kind cross" in capsys.readouterr().err
+    assert main(["bootstrap", data, "--out", out, "--min-pseudo-queries", "5"]) == 2
+    assert "--min-pseudo-queries only applies to --kind bi" in capsys.readouterr().err
+    assert main(["bootstrap", str(shared_data / "npl"), "--kind", "bi", "--out", out]) == 2
+    assert "give a pseudo-query" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
 def test_cli_train_reports_bad_input_cleanly(tmp_path, shared_data, capsys):
     from hn_plugins.cli import main
 

@@ -219,3 +219,29 @@ def test_cross_fit_selection_trains_folds_then_the_chosen_epochs(tmp_path, tiny,
     steps_per_epoch = -(-first.metrics["train_rows"] // 8)
     assert first.metrics["steps"] == cf["epochs"] * steps_per_epoch  # the final run trained on all rows
     assert not list(tmp_path.glob(".cf-a.training*"))  # fold scratch folders are removed
+
+
+def test_corpus_adaptation_writes_a_bi_reranker_and_repeats_for_a_seed(tmp_path, cranfield_train, minilm):
+    """hn bootstrap --kind bi: the titles of 96 Cranfield documents, in-batch negatives, one epoch; twice with one seed."""
+    from sentence_transformers import SentenceTransformer
+
+    from hn_plugins.training.bootstrap import make_pseudo_queries
+    from hn_plugins.training.corpus_adaptation import adapt_bi_encoder
+
+    corpus = {d: cranfield_train.corpus[d] for d in cranfield_train.doc_ids[:96]}
+    settings = dict(batch_size=16, max_length=64, min_pseudo_queries=50, seed=0)
+    first = adapt_bi_encoder(corpus, "all-MiniLM-L6-v2", output_dir=tmp_path / "a", **settings)
+    second = adapt_bi_encoder(corpus, "all-MiniLM-L6-v2", output_dir=tmp_path / "b", **settings)
+    assert _digest(first) == _digest(second)  # same pairs and seed, same weights
+    marker = json.loads((first / RERANKER_MARKER).read_text())
+    pairs = len(make_pseudo_queries(corpus))  # 95: one of the 96 documents gives none
+    assert marker["kind"] == "bi" and marker["metrics"]["pseudo_queries"] == pairs
+    assert marker["metrics"]["steps"] == -(-pairs // 16) and marker["adaptation"]["batch_size"] == 16
+    assert "hn bootstrap --kind bi" in (first / "README.md").read_text()
+    texts = ["pressure distribution on a swept wing", corpus[cranfield_train.doc_ids[0]][1]]
+    adapted = SentenceTransformer(str(first)).encode(texts, normalize_embeddings=True)
+    untuned = minilm.encode(texts, normalize_embeddings=True)
+    assert abs(adapted - untuned).max() > 1e-3  # it trained
+    reranker = load_reranker(first)
+    assert reranker.kind == "bi"
+    assert reranker.score(texts[0], texts[1:]) == pytest.approx([adapted[0] @ adapted[1]], abs=1e-5)

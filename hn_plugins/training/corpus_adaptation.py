@@ -1,0 +1,169 @@
+"""Adapt a bi-encoder to a corpus without labels: pseudo-queries with in-batch negatives (``hn bootstrap --kind bi``).
+
+Every document with a title of 3+ words (or a first sentence followed by 10+ words) gives a pseudo-query whose
+answer is the rest of the document (:func:`~hn_plugins.training.bootstrap.make_pseudo_queries`, the pairs
+``hn bootstrap`` uses for cross-encoders too). The bi-encoder learns to find each answer among the other answers
+of its batch (``MultipleNegativesRankingLoss``), which teaches it the corpus' vocabulary before any judged query
+exists. The result is a normal sentence-transformers folder marked ``kind: "bi"``: a reranker for
+:func:`~hn_plugins.reranker.load_reranker` and the adapters, and a base model for ``hn train --kind bi``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hn_plugins import __version__
+from hn_plugins.data import DatasetError, RetrievalDataset
+from hn_plugins.training.bootstrap import _corpus_of, make_pseudo_queries
+from hn_plugins.training.model_folder import (
+    TrainingError,
+    install_folder,
+    load_base_model,
+    work_dir_for,
+    write_marker_and_card,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["adapt_bi_encoder"]
+
+
+def adapt_bi_encoder(
+    data: RetrievalDataset | Mapping[str, tuple[str, str]],
+    base_model: str | os.PathLike[str] = "all-MiniLM-L6-v2",
+    *,
+    output_dir: str | os.PathLike[str] = "models/adapted",
+    epochs: int = 1,
+    lr: float = 2e-5,
+    batch_size: int = 32,
+    max_length: int | None = 128,
+    min_pseudo_queries: int = 100,
+    seed: int = 0,
+    device: str | None = None,
+) -> Path:
+    """Fine-tune a sentence-transformers model on the corpus' pseudo-queries (in-batch negatives) and save it.
+
+    Measured (``benchmarks/corpus_adaptation.py``, BM25 top-100 reranked): on CISI the adapted all-MiniLM-L6-v2
+    fused with BM25 beats the untuned one fused with BM25 by about 5 points of MRR@10; on Cranfield, CACM and
+    MEDLINE the change is within noise either way. Compare both on your own judged queries (``hn eval --model
+    zero-shot:<folder>``) before keeping it.
+
+    Args:
+        data: a dataset (only its corpus is used; no judgment is read) or a corpus ``{doc_id: (title, text)}``.
+        base_model: the sentence-transformers model to adapt (name or folder; a cross-encoder is refused).
+        output_dir: the model folder (replaced only once the new one is complete).
+        epochs: passes over the pseudo-queries.
+        lr: learning rate.
+        batch_size: pseudo-queries per step; each one's answer is a negative for the others.
+        max_length: tokens per text while training (``None``: the model's own limit).
+        min_pseudo_queries: fewer pseudo-queries than this is an error (too little text to adapt to).
+        seed: seeds initialisation and data order.
+        device: torch device.
+
+    Returns:
+        The model folder (``hn_reranker.json`` kind ``"bi"``, safetensors, a model card).
+
+    Raises:
+        DatasetError: too few documents give a pseudo-query.
+        TrainingError: ``base_model`` is a cross-encoder, or a setting is out of range.
+
+    Example:
+        >>> from hn_plugins import load_beir  # doctest: +SKIP
+        >>> corpus = load_beir("data/cisi", split="train").corpus  # doctest: +SKIP
+        >>> folder = adapt_bi_encoder(corpus, "all-MiniLM-L6-v2", output_dir="models/cisi-adapted")  # doctest: +SKIP
+        >>> load_reranker(folder).score("library use studies", ["Use Made of Technical Libraries"])  # doctest: +SKIP
+    """
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        losses,
+    )
+
+    from hn_plugins.training.trainer import seed_everything
+
+    if epochs < 1 or batch_size < 2 or lr <= 0:
+        raise TrainingError(
+            f"epochs must be >= 1, batch_size >= 2 (in-batch negatives) and lr > 0; got {epochs}, {batch_size}, {lr}."
+        )
+    started = time.perf_counter()
+    corpus = _corpus_of(data)
+    pairs = make_pseudo_queries(corpus)
+    if len(pairs) < min_pseudo_queries:
+        raise DatasetError(
+            f"Only {len(pairs)} of {len(corpus)} documents give a pseudo-query (a title of 3+ words, or a first "
+            f"sentence followed by 10+ words); adapting needs {min_pseudo_queries}. Give the documents titles, or "
+            "lower min_pseudo_queries (--min-pseudo-queries)."
+        )
+    seed_everything(seed)
+    model, _ = load_base_model(base_model, "bi", max_length=max_length, device=device)
+    out = Path(output_dir).expanduser().resolve()
+    work = work_dir_for(out)
+    if work.exists():
+        shutil.rmtree(work)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        warmup_steps=0.1,
+        seed=seed,
+        save_strategy="no",
+        report_to="none",
+        batch_sampler="no_duplicates",
+        disable_tqdm=True,
+    )
+    rows = Dataset.from_dict({"anchor": [p.query for p in pairs], "positive": [p.passage for p in pairs]})
+    loss = losses.MultipleNegativesRankingLoss(model)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=rows, loss=loss)
+    logger.info("Adapting %s to %d pseudo-queries (%d epoch(s)).", base_model, len(pairs), epochs)
+    t0 = time.perf_counter()
+    trainer.train()
+    hyper = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed}
+    metrics: dict[str, Any] = {
+        "pseudo_queries": len(pairs),
+        "from_titles": sum(p.source == "title" for p in pairs),
+        "steps": int(trainer.state.global_step),
+        "train_loss": float(trainer.state.log_history[-1].get("train_loss", float("nan"))),
+        "train_seconds": round(time.perf_counter() - t0, 1),
+    }
+    staging = out.parent / f".{out.name}.new"
+    if staging.exists():
+        shutil.rmtree(staging)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(staging), safe_serialization=True)
+    marker = {
+        "kind": "bi",
+        "hn_plugins_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "base_model": str(base_model),
+        "data": getattr(data, "name", "corpus"),
+        "loss": "in-batch (pseudo-queries)",
+        "adaptation": hyper,
+        "hyperparameters": hyper,
+        "metrics": metrics,
+    }
+    card = [
+        f"`{base_model}` adapted by hn-plugins {__version__} (`hn bootstrap --kind bi`) to the corpus `{marker['data']}` "
+        f"without labels: {len(pairs)} pseudo-queries (titles or first sentences of documents) each matched to the "
+        f"rest of its document among the other answers of its batch of {batch_size}, {epochs} epoch(s), lr {lr}.",
+        "",
+        "Check it against the untuned model on judged queries (`hn eval DATA --model zero-shot:<this folder>`), then "
+        "fine-tune it on mined hard negatives with `hn train TRIPLETS --base-model <this folder> --kind bi`.",
+    ]
+    write_marker_and_card(staging, marker, "hn-plugins corpus-adapted bi-encoder", card)
+    install_folder(staging, out)
+    shutil.rmtree(work, ignore_errors=True)
+    logger.info(
+        "Adapted bi-encoder saved to %s (%d pseudo-queries, %.0f s).",
+        out,
+        len(pairs),
+        time.perf_counter() - started,
+    )
+    return out
