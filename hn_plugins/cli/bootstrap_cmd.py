@@ -15,41 +15,46 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
-#: settings per --kind when not given: (epochs, batch size, max length)
-_DEFAULTS = {"cross": (3, 8, 256), "bi": (1, 32, 128)}
-#: options only the cross-encoder distillation reads, with their defaults there
+#: the cross-encoder distillation's teacher when --teacher-models is not given
+DEFAULT_TEACHERS = "all-MiniLM-L6-v2,static-model"
+#: options only the cross-encoder distillation reads: argparse name -> bootstrap_cross_encoder keyword
 _CROSS_ONLY = {
-    "teacher_models": "all-MiniLM-L6-v2,static-model",
-    "pairs": 6000,
-    "num_layers": None,
-    "held_out": 60,
+    "teacher_models": None,
+    "pairs": "num_pairs",
+    "num_layers": "num_layers",
+    "held_out": "held_out_queries",
 }
+#: options both kinds read; passed on only when given, so each function keeps its own default
+_SHARED = ("epochs", "batch_size", "max_length")
 
 
 def run(args: argparse.Namespace) -> int:
     from hn_plugins.data import load_beir, load_llamaindex_qa
 
-    epochs, batch_size, max_length = (
-        default if given is None else given
-        for given, default in zip(
-            (args.epochs, args.batch_size, args.max_length), _DEFAULTS[args.kind], strict=True
-        )
-    )
+    given = {name: getattr(args, name) for name in _SHARED if getattr(args, name) is not None}
     if args.kind == "bi":
-        given = [name for name in _CROSS_ONLY if getattr(args, name) is not None]
-        if given:
-            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        cross_flags = [name for name in _CROSS_ONLY if getattr(args, name) is not None]
+        if cross_flags:
+            flags = ", ".join("--" + name.replace("_", "-") for name in cross_flags)
             sys.stderr.write(
                 f"error: {flags} only apply to --kind cross (a distilled cross-encoder); drop them.\n"
             )
             return 2
-        if args.min_pseudo_queries is None:
-            args.min_pseudo_queries = 100
-    elif args.min_pseudo_queries is not None:
-        sys.stderr.write(
-            "error: --min-pseudo-queries only applies to --kind bi; use --held-out for --kind cross.\n"
+        if args.min_pseudo_queries is not None:
+            given["min_pseudo_queries"] = args.min_pseudo_queries
+    else:
+        if args.min_pseudo_queries is not None:
+            sys.stderr.write(
+                "error: --min-pseudo-queries only applies to --kind bi; use --held-out for --kind cross.\n"
+            )
+            return 2
+        given.update(
+            {
+                key: getattr(args, name)
+                for name, key in _CROSS_ONLY.items()
+                if key and getattr(args, name) is not None
+            }
         )
-        return 2
     if args.data.is_file() and args.data.suffix == ".json":
         dataset = load_llamaindex_qa(args.data)
     else:
@@ -59,16 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "bi":
         from hn_plugins.training.corpus_adaptation import adapt_bi_encoder
 
-        folder = adapt_bi_encoder(
-            dataset,
-            args.base_model,
-            output_dir=args.out,
-            epochs=epochs,
-            batch_size=batch_size,
-            max_length=max_length,
-            min_pseudo_queries=args.min_pseudo_queries,
-            seed=args.seed,
-        )
+        folder = adapt_bi_encoder(dataset, args.base_model, output_dir=args.out, seed=args.seed, **given)
         sys.stdout.write(
             f"Corpus-adapted bi-encoder -> {folder}\n"
             f"Compare it with the untuned model on judged queries: hn eval DATA --model zero-shot:{folder}\n"
@@ -76,23 +72,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from hn_plugins.training.bootstrap import bootstrap_cross_encoder
 
-    for name, default in _CROSS_ONLY.items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
-    teachers = [m.strip() for m in args.teacher_models.split(",") if m.strip()]
+    teachers = [m.strip() for m in (args.teacher_models or DEFAULT_TEACHERS).split(",") if m.strip()]
     result = bootstrap_cross_encoder(
         dataset,
         teachers,
         base_model=args.base_model,
         output_dir=args.out,
-        num_pairs=args.pairs,
-        epochs=epochs,
         seed=args.seed,
-        batch_size=batch_size,
-        max_length=max_length,
-        num_layers=args.num_layers,
-        held_out_queries=args.held_out,
         cache_dir=args.cache,
+        **given,
     )
     m = result.metrics
     sys.stdout.write(
