@@ -33,21 +33,6 @@ MIN_PSEUDO_QUERIES = 200
 FUSED = {"bm25+minilm": lambda w: w[2] == 0}
 
 
-def _rows(train: Any, test: Any, bm25: Any, minilm: Any, static: Any) -> tuple[list, list]:
-    """z-normalised (BM25, MiniLM, static) score rows of the judged train and test queries."""
-    models = {"minilm": minilm, "static": static}
-    texts = [train.document_text(d) for d in train.doc_ids]
-    doc_vectors: dict[str, Any] = {"index": {d: i for i, d in enumerate(train.doc_ids)}}
-    for name, model in models.items():
-        doc_vectors[name] = model.encode(
-            texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
-        )
-    return (
-        _normalized(_signals(train, bm25, doc_vectors, models), "z"),
-        _normalized(_signals(test, bm25, doc_vectors, models), "z"),
-    )
-
-
 def _per_query_mrr(rows: list, weights: dict[str, float]) -> list[float]:
     from hn_evaluation.metrics import mrr_at_k
 
@@ -73,10 +58,22 @@ def measure(path: Path, seeds: list[int]) -> dict[str, Any]:
         return {"pseudo_queries": len(pairs), "skipped": f"fewer than {MIN_PSEUDO_QUERIES} pseudo-queries"}
     bm25 = BM25Retriever(train)
     static = load_sentence_transformer("static-model")
+    texts = [train.document_text(d) for d in train.doc_ids]
+
+    def encode(model: Any) -> Any:
+        return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+
+    # the static model is the same in every row: its document vectors are computed once
+    static_vectors = {"index": {d: i for i, d in enumerate(train.doc_ids)}, "static": encode(static)}
 
     def scored(minilm: Any) -> tuple[dict[str, Any], list[float]]:
+        """Test row and per-query fused MRR@10 of ``minilm``: z-normalised (BM25, MiniLM, static) signals."""
         minilm.max_seq_length = 256
-        train_rows, test_rows = _rows(train, test, bm25, minilm, static)
+        models = {"minilm": minilm, "static": static}
+        doc_vectors = {**static_vectors, "minilm": encode(minilm)}
+        train_rows, test_rows = (
+            _normalized(_signals(split, bm25, doc_vectors, models), "z") for split in (train, test)
+        )
         mixes = mixture_results(train_rows, test_rows, SIGNALS, FUSED)
         row = {"minilm_alone": mixes["alone"]["minilm"], "bm25_alone": mixes["alone"]["bm25"]}
         row["bm25+minilm"] = mixes["bm25+minilm"]
