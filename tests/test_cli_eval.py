@@ -177,6 +177,16 @@ def test_hn_eval_stride_without_window_is_refused_before_loading(tmp_path, capsy
     assert "--stride-words needs --window-words" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--model", "--prerank-model"])
+def test_hn_eval_refuses_an_empty_zero_shot_name_before_loading(tmp_path, capsys, flag):
+    args = ["eval", str(tmp_path / "missing"), "--model", "zero-shot:all-MiniLM-L6-v2", flag, "zero-shot: "]
+    code = main(args)
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "zero-shot: takes a sentence-transformers model name" in err
+    assert "does not exist" not in err  # refused before the data folder was read
+
+
 def test_hn_eval_prerank_model_evaluates_the_cascade(shared_data, tmp_path):
     """zero-shot MiniLM orders BM25's top-10, a cross-encoder folder re-orders its best 3 (fusion weight 0: by
     BM25); checked query by query against the rows of each stage alone."""
