@@ -104,7 +104,17 @@ def test_default_adapt_row_fine_tunes_the_corpus_adapted_model(eval_data_dir, tm
     training = report["strategies"]["default+adapt"]["training"][0]
     train = _load_split(eval_data_dir / "medline", "train")
     assert training["adaptation"]["pseudo_queries"] == len(make_pseudo_queries(train.corpus))
+    md = (tmp_path / "report.md").read_text()
+    assert "## Corpus adaptation (no labels)" in md
+    assert f"| default+adapt | 0 | {training['adaptation']['pseudo_queries']} |" in md
+    check = training["adaptation"]["check"]  # the adapted vs the untuned model on the judged train queries
+    assert check["queries"] == len(train.judged_query_ids) and check["top_k"] == 5
+    assert training["adaptation"]["started_from_adapted"] is check["adapted_is_better"]
     start = tmp_path / "models" / "default+adapt-start-seed0"
-    assert json.loads((start / "hn_reranker.json").read_text())["kind"] == "bi"
     final = json.loads((tmp_path / "models" / "default+adapt-seed0" / "hn_reranker.json").read_text())
-    assert final["base_model"] == str(start)  # the hard-negative fine-tune started from the adapted model
+    if check["adapted_is_better"]:  # the hard-negative fine-tune started from the adapted model
+        assert json.loads((start / "hn_reranker.json").read_text())["kind"] == "bi"
+        assert final["base_model"] == str(start)
+    else:  # as hn bootstrap advises: the untuned base model, the adapted folder removed
+        assert not start.exists()
+        assert final["base_model"] != str(start) and "all-MiniLM-L6-v2" in final["base_model"]

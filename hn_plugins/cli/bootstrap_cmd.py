@@ -42,10 +42,26 @@ def run(args: argparse.Namespace) -> int:
             return 2
         if args.min_pseudo_queries is not None:
             given["min_pseudo_queries"] = args.min_pseudo_queries
+        if args.check_top_k is not None:
+            if args.check_top_k < 0:
+                sys.stderr.write(
+                    f"error: --check-top-k must be >= 0 (0 skips the check), got {args.check_top_k}.\n"
+                )
+                return 2
+            given["check_top_k"] = args.check_top_k or None
     else:
-        if args.min_pseudo_queries is not None:
+        bi_flags = [
+            flag
+            for flag, value in (
+                ("--min-pseudo-queries", args.min_pseudo_queries),
+                ("--check-top-k", args.check_top_k),
+            )
+            if value is not None
+        ]
+        if bi_flags:
             sys.stderr.write(
-                "error: --min-pseudo-queries only applies to --kind bi; use --held-out for --kind cross.\n"
+                f"error: {', '.join(bi_flags)} only appl{'ies' if len(bi_flags) == 1 else 'y'} to --kind bi; "
+                "--kind cross measures itself on --held-out pseudo-queries.\n"
             )
             return 2
         given.update(
@@ -65,10 +81,14 @@ def run(args: argparse.Namespace) -> int:
         from hn_plugins.training.corpus_adaptation import adapt_bi_encoder
 
         folder = adapt_bi_encoder(dataset, args.base_model, output_dir=args.out, seed=args.seed, **given)
+        metrics = json.loads((folder / "hn_reranker.json").read_text(encoding="utf-8"))["metrics"]
         sys.stdout.write(
-            f"Corpus-adapted bi-encoder -> {folder}\n"
-            f"Compare it with the untuned model on judged queries: hn eval DATA --model zero-shot:{folder}\n"
+            f"Corpus-adapted bi-encoder -> {folder}\n{_adaptation_verdict(metrics, folder, args)}"
         )
+        if args.json:
+            args.json.write_text(
+                json.dumps({"path": str(folder), "metrics": metrics}, indent=2), encoding="utf-8"
+            )
         return 0
     from hn_plugins.training.bootstrap import bootstrap_cross_encoder
 
@@ -100,6 +120,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _adaptation_verdict(metrics: dict, folder: Path, args: argparse.Namespace) -> str:
+    """What the judged-query check found, and which model to fine-tune next."""
+    check = metrics.get("check")
+    if check is None:
+        return (
+            f"No judged query checked it (none in --split {args.split}, or --check-top-k 0); compare it with the "
+            f"untuned model on judged queries: hn eval DATA --model zero-shot:{folder}\n"
+        )
+    table = (
+        f"{check['queries']} judged {args.split} queries, BM25 top-{check['top_k']} reranked, MRR@10\n"
+        f"{'model':<22}{'alone':>8}{'fused with BM25':>17}\n"
+        f"{'BM25':<22}{check['first_stage_mrr@10']:8.4f}\n"
+        f"{'untuned':<22}{check['untuned_mrr@10']:8.4f}{check['untuned_mrr@10_fused']:17.4f}\n"
+        f"{'adapted':<22}{check['adapted_mrr@10']:8.4f}{check['adapted_mrr@10_fused']:17.4f}\n"
+    )
+    if check["adapted_is_better"]:
+        return (
+            table + f"Adapting helped: fine-tune it with hn train TRIPLETS --kind bi --base-model {folder}\n"
+        )
+    return table + (
+        f"Adapting did not help on these queries: fine-tune the untuned model instead "
+        f"(hn train TRIPLETS --kind bi --base-model {args.base_model}).\n"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bootstrap",
@@ -108,8 +153,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "reproduce the teacher ensemble's rankings of unlabeled corpus pairs (titles / first sentences vs their "
         "neighbours and random documents); reports student and teacher MRR@10 on held-out pseudo-queries. "
         "--kind bi: adapt a sentence-transformers model to the corpus, each pseudo-query matched to the rest of its "
-        "document among the other answers of its batch (in-batch negatives); compare it with the untuned model "
-        "with `hn eval --model zero-shot:<folder>`.",
+        "document among the other answers of its batch (in-batch negatives); when --split has judged queries, "
+        "reports the untuned and the adapted model's MRR@10 on them and says which one to fine-tune.",
     )
     parser.add_argument("data", type=Path, help="BEIR folder or LlamaIndex QA JSON (only the corpus is used)")
     parser.add_argument(
@@ -156,6 +201,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="bi only: fewer documents giving a pseudo-query is an error (default: 100)",
+    )
+    parser.add_argument(
+        "--check-top-k",
+        type=int,
+        default=None,
+        help="bi only: rerank BM25's top K of every judged --split query with the untuned and the adapted model "
+        "(default: 100; 0 skips the check)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache folder of the teacher")

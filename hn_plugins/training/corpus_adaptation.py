@@ -6,6 +6,11 @@ answer is the rest of the document (:func:`~hn_plugins.training.bootstrap.make_p
 of its batch (``MultipleNegativesRankingLoss``), which teaches it the corpus' vocabulary before any judged query
 exists. The result is a normal sentence-transformers folder marked ``kind: "bi"``: a reranker for
 :func:`~hn_plugins.reranker.load_reranker` and the adapters, and a base model for ``hn train --kind bi``.
+
+Adaptation does not help every corpus, so when the dataset has judged queries the untuned and the adapted model
+are both measured on them (BM25 top-k reranked, each fused with BM25 at its best weight) and the marker records
+whether adapting helped: on the five benchmark corpora that check pointed the same way as the test split on four
+(``benchmarks/corpus_adaptation.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ def adapt_bi_encoder(
     batch_size: int = 32,
     max_length: int | None = 128,
     min_pseudo_queries: int = 100,
+    check_top_k: int | None = 100,
     seed: int = 0,
     device: str | None = None,
 ) -> Path:
@@ -63,6 +69,10 @@ def adapt_bi_encoder(
         batch_size: pseudo-queries per step; each one's answer is a negative for the others.
         max_length: tokens per text while training (``None``: the model's own limit).
         min_pseudo_queries: fewer pseudo-queries than this is an error (too little text to adapt to).
+        check_top_k: when ``data`` is a dataset with judged queries, rerank each one's BM25 top ``check_top_k``
+            with the untuned and with the adapted model, each fused with BM25 at the weight best on these queries,
+            and record both MRR@10 in the marker (``metrics["check"]``, with ``"adapted_is_better"``). ``None``
+            skips the check (it costs two passes over the candidates).
         seed: seeds initialisation and data order.
         device: torch device.
 
@@ -92,6 +102,8 @@ def adapt_bi_encoder(
         raise TrainingError(
             f"epochs must be >= 1, batch_size >= 2 (in-batch negatives) and lr > 0; got {epochs}, {batch_size}, {lr}."
         )
+    if check_top_k is not None and check_top_k < 1:
+        raise TrainingError(f"check_top_k must be >= 1 or None (no check), got {check_top_k}.")
     started = time.perf_counter()
     corpus = _corpus_of(data)
     pairs = make_pseudo_queries(corpus)
@@ -103,6 +115,8 @@ def adapt_bi_encoder(
         )
     seed_everything(seed)
     model, _ = load_base_model(base_model, "bi", max_length=max_length, device=device)
+    check = _JudgedQueryCheck.for_data(data, check_top_k)
+    untuned = check.measure(model) if check is not None else None
     out = Path(output_dir).expanduser().resolve()
     work = work_dir_for(out)
     if work.exists():
@@ -133,6 +147,9 @@ def adapt_bi_encoder(
         "train_loss": float(trainer.state.log_history[-1].get("train_loss", float("nan"))),
         "train_seconds": round(time.perf_counter() - t0, 1),
     }
+    if check is not None and untuned is not None:
+        model.eval()
+        metrics["check"] = check.compare(untuned, check.measure(model))
     staging = out.parent / f".{out.name}.new"
     if staging.exists():
         shutil.rmtree(staging)
@@ -160,6 +177,16 @@ def adapt_bi_encoder(
     write_marker_and_card(staging, marker, "hn-plugins corpus-adapted bi-encoder", card)
     install_folder(staging, out)
     shutil.rmtree(work, ignore_errors=True)
+    if "check" in metrics:
+        c = metrics["check"]
+        logger.info(
+            "On %d judged queries (BM25 top-%d, fused with BM25): MRR@10 %.4f untuned, %.4f adapted%s.",
+            c["queries"],
+            c["top_k"],
+            c["untuned_mrr@10_fused"],
+            c["adapted_mrr@10_fused"],
+            "" if c["adapted_is_better"] else "; the untuned model is at least as good here",
+        )
     logger.info(
         "Adapted bi-encoder saved to %s (%d pseudo-queries, %.0f s).",
         out,
@@ -167,3 +194,43 @@ def adapt_bi_encoder(
         time.perf_counter() - started,
     )
     return out
+
+
+class _JudgedQueryCheck:
+    """MRR@10 of a bi-encoder on a dataset's judged queries: BM25 top-k reranked, fused with BM25 at its best weight."""
+
+    def __init__(self, evaluator: Any, top_k: int) -> None:
+        self.evaluator = evaluator
+        self.top_k = top_k
+
+    @classmethod
+    def for_data(cls, data: Any, top_k: int | None) -> _JudgedQueryCheck | None:
+        """The check for ``data``, or ``None`` when it is off or there is no judged query to run it on."""
+        if top_k is None or not isinstance(data, RetrievalDataset) or not data.judged_query_ids:
+            return None
+        from hn_plugins.training.evaluator import RerankingMRREvaluator
+
+        return cls(RerankingMRREvaluator(data, top_k=top_k, name="adaptation-check", write_csv=False), top_k)
+
+    def measure(self, model: Any) -> dict[str, float]:
+        """``mrr@10_fused``, ``mrr@10_reranker``, ``mrr@10_first_stage`` and the fusion ``weight`` for ``model``."""
+        fusion = self.evaluator.choose_fusion(model)
+        if fusion is None:  # pragma: no cover - BM25 candidates always carry scores
+            raise TrainingError("The judged-query check needs first-stage scores.")
+        return {**fusion.validation, "weight": fusion.weight}
+
+    def compare(self, untuned: Mapping[str, float], adapted: Mapping[str, float]) -> dict[str, Any]:
+        """The marker's ``check`` entry: both models' MRR@10 (fused and alone) and whether adapting helped."""
+        return {
+            "queries": int(untuned["queries"]),
+            "first_stage": "bm25",
+            "top_k": self.top_k,
+            "first_stage_mrr@10": untuned["mrr@10_first_stage"],
+            "untuned_mrr@10": untuned["mrr@10_reranker"],
+            "adapted_mrr@10": adapted["mrr@10_reranker"],
+            "untuned_mrr@10_fused": untuned["mrr@10_fused"],
+            "adapted_mrr@10_fused": adapted["mrr@10_fused"],
+            "untuned_fusion_weight": untuned["weight"],
+            "adapted_fusion_weight": adapted["weight"],
+            "adapted_is_better": adapted["mrr@10_fused"] > untuned["mrr@10_fused"],
+        }

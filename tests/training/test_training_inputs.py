@@ -296,6 +296,8 @@ def test_corpus_adaptation_refuses_a_corpus_without_pseudo_queries(tmp_path, sha
         adapt_bi_encoder(npl, output_dir=tmp_path / "m")
     with pytest.raises(TrainingError, match="batch_size >= 2"):
         adapt_bi_encoder(npl, output_dir=tmp_path / "m", batch_size=1)
+    with pytest.raises(TrainingError, match="check_top_k must be >= 1 or None"):
+        adapt_bi_encoder(npl, output_dir=tmp_path / "m", check_top_k=0)
     assert not (tmp_path / "m").exists()
 
 
@@ -310,6 +312,10 @@ def test_cli_bootstrap_bi_refuses_cross_only_options(tmp_path, shared_data, caps
     assert "--pairs, --num-layers only apply to --kind cross" in capsys.readouterr().err
     assert main(["bootstrap", data, "--out", out, "--min-pseudo-queries", "5"]) == 2
     assert "--min-pseudo-queries only applies to --kind bi" in capsys.readouterr().err
+    assert main(["bootstrap", data, "--out", out, "--min-pseudo-queries", "5", "--check-top-k", "20"]) == 2
+    assert "--min-pseudo-queries, --check-top-k only apply to --kind bi" in capsys.readouterr().err
+    assert main(["bootstrap", data, "--kind", "bi", "--out", out, "--check-top-k", "-1"]) == 2
+    assert "--check-top-k must be >= 0 (0 skips the check)" in capsys.readouterr().err
     assert main(["bootstrap", str(shared_data / "npl"), "--kind", "bi", "--out", out]) == 2
     assert "give a pseudo-query" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()

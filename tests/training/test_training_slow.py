@@ -236,6 +236,7 @@ def test_corpus_adaptation_writes_a_bi_reranker_and_repeats_for_a_seed(tmp_path,
     marker = json.loads((first / RERANKER_MARKER).read_text())
     pairs = len(make_pseudo_queries(corpus))  # 95: one of the 96 documents gives none
     assert marker["kind"] == "bi" and marker["metrics"]["pseudo_queries"] == pairs
+    assert "check" not in marker["metrics"]  # a bare corpus has no judged query to check on
     assert marker["metrics"]["steps"] == -(-pairs // 16) and marker["adaptation"]["batch_size"] == 16
     assert "hn bootstrap --kind bi" in (first / "README.md").read_text()
     texts = ["pressure distribution on a swept wing", corpus[cranfield_train.doc_ids[0]][1]]
@@ -245,3 +246,58 @@ def test_corpus_adaptation_writes_a_bi_reranker_and_repeats_for_a_seed(tmp_path,
     reranker = load_reranker(first)
     assert reranker.kind == "bi"
     assert reranker.score(texts[0], texts[1:]) == pytest.approx([adapted[0] @ adapted[1]], abs=1e-5)
+
+
+def test_corpus_adaptation_checks_both_models_on_the_judged_queries(tmp_path, cranfield_train, capsys):
+    """With judged queries the marker holds both models' MRR@10, equal to what hn eval measures independently."""
+    from hn_plugins.cli import main
+    from hn_plugins.cli.eval_cmd import evaluate_model
+    from hn_plugins.data import RetrievalDataset
+    from hn_plugins.training.corpus_adaptation import adapt_bi_encoder
+
+    qids = cranfield_train.judged_query_ids[:12]
+    keep = set(cranfield_train.doc_ids[:120]) | {d for q in qids for d in cranfield_train.positives(q)}
+    data = RetrievalDataset(
+        corpus={d: cranfield_train.corpus[d] for d in cranfield_train.doc_ids if d in keep},
+        queries={q: cranfield_train.queries[q] for q in qids},
+        qrels={q: dict(cranfield_train.qrels[q]) for q in qids},
+        name="cranfield-slice",
+    )
+    folder = adapt_bi_encoder(
+        data, "all-MiniLM-L6-v2", output_dir=tmp_path / "a", batch_size=16, max_length=64, check_top_k=20
+    )
+    check = json.loads((folder / RERANKER_MARKER).read_text())["metrics"]["check"]
+    assert check["queries"] == 12 and check["top_k"] == 20 and check["first_stage"] == "bm25"
+    for name, spec in (("untuned", "zero-shot:all-MiniLM-L6-v2"), ("adapted", f"zero-shot:{folder}")):
+        rows = evaluate_model(data, spec, top_k=20, max_length=64)["rows"]
+        assert check[f"{name}_mrr@10"] == pytest.approx(rows["reranker"]["mrr@10"], abs=1e-9)
+        assert check["first_stage_mrr@10"] == pytest.approx(rows["bm25"]["mrr@10"], abs=1e-9)
+        # the fused weight is chosen on these queries from a grid holding 0 (BM25) and 1 (the model alone)
+        assert (
+            check[f"{name}_mrr@10_fused"] >= max(check[f"{name}_mrr@10"], check["first_stage_mrr@10"]) - 1e-12
+        )
+    assert check["adapted_is_better"] == (check["adapted_mrr@10_fused"] > check["untuned_mrr@10_fused"])
+
+    # hn bootstrap --kind bi on the same slice as a BEIR folder: the same check, printed with its advice
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": t, "text": x}) + "\n" for d, (t, x) in data.corpus.items())
+    )
+    (beir / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in data.queries.items())
+    )
+    (beir / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n"
+        + "".join(f"{q}\t{d}\t{g}\n" for q, j in data.qrels.items() for d, g in j.items())
+    )
+    out, report = tmp_path / "cli", tmp_path / "cli.json"
+    argv = ["bootstrap", str(beir), "--kind", "bi", "--out", str(out), "--json", str(report)]
+    argv += ["--batch-size", "16", "--max-length", "64", "--check-top-k", "20"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    cli_check = json.loads(report.read_text())["metrics"]["check"]
+    assert cli_check == check  # same data, seed and settings: the same weights and the same check
+    assert f"{'adapted':<22}{check['adapted_mrr@10']:8.4f}{check['adapted_mrr@10_fused']:17.4f}" in printed
+    advice = f"--base-model {out}" if check["adapted_is_better"] else "--base-model all-MiniLM-L6-v2"
+    assert advice in printed
