@@ -95,6 +95,7 @@ def adapt_bi_encoder(
         SentenceTransformerTrainingArguments,
         losses,
     )
+    from transformers.trainer_callback import PrinterCallback
 
     from hn_plugins.training.trainer import seed_everything
 
@@ -136,6 +137,7 @@ def adapt_bi_encoder(
     rows = Dataset.from_dict({"anchor": [p.query for p in pairs], "positive": [p.passage for p in pairs]})
     loss = losses.MultipleNegativesRankingLoss(model)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=rows, loss=loss)
+    trainer.remove_callback(PrinterCallback)  # it prints raw log dicts to stdout; the summary is logged below
     logger.info("Adapting %s to %d pseudo-queries (%d epoch(s)).", base_model, len(pairs), epochs)
     t0 = time.perf_counter()
     trainer.train()

@@ -296,6 +296,7 @@ def test_corpus_adaptation_checks_both_models_on_the_judged_queries(tmp_path, cr
     argv += ["--batch-size", "16", "--max-length", "64", "--check-top-k", "20"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
+    assert "train_runtime" not in printed  # no raw trainer log dict on stdout
     cli_check = json.loads(report.read_text())["metrics"]["check"]
     assert cli_check == check  # same data, seed and settings: the same weights and the same check
     assert f"{'adapted':<22}{check['adapted_mrr@10']:8.4f}{check['adapted_mrr@10_fused']:17.4f}" in printed
