@@ -35,6 +35,7 @@ __all__ = [
     "folder_fusion",
     "fuse_with_first_stage",
     "load_reranker",
+    "zero_shot_model_name",
 ]
 
 #: File our trainer writes into a model folder: ``{"kind": "cross"|"bi", ...training metadata...}``.
@@ -336,6 +337,21 @@ def detect_reranker_kind(path: str | os.PathLike[str]) -> Literal["cross", "bi"]
     )
 
 
+def zero_shot_model_name(spec: str) -> str:
+    """The sentence-transformers model named by a ``zero-shot:<name or folder>`` spec.
+
+    Raises:
+        RerankerLoadError: the name is empty.
+    """
+    name = spec[len(ZERO_SHOT_PREFIX) :].strip()
+    if not name:
+        raise RerankerLoadError(
+            f"{spec!r}: zero-shot: takes a sentence-transformers model name or folder (e.g. "
+            "'zero-shot:all-MiniLM-L6-v2')."
+        )
+    return name
+
+
 def load_reranker(
     model: str | os.PathLike[str],
     device: str | None = None,
@@ -370,12 +386,9 @@ def load_reranker(
     """
     text = str(model)
     if text.startswith(ZERO_SHOT_PREFIX):
-        name = text[len(ZERO_SHOT_PREFIX) :].strip()
-        if not name or backend != "torch":
-            raise RerankerLoadError(
-                f"{text!r}: zero-shot: takes a sentence-transformers model name or folder (e.g. "
-                "'zero-shot:all-MiniLM-L6-v2') and runs with backend='torch'."
-            )
+        name = zero_shot_model_name(text)
+        if backend != "torch":
+            raise RerankerLoadError(f"{text!r}: zero-shot: runs with backend='torch', got {backend!r}.")
         return BiEncoderReranker(
             name, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
         )

@@ -156,7 +156,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "document among the other answers of its batch (in-batch negatives); when --split has judged queries, "
         "reports the untuned and the adapted model's MRR@10 on them and says which one to fine-tune.",
     )
-    parser.add_argument("data", type=Path, help="BEIR folder or LlamaIndex QA JSON (only the corpus is used)")
+    parser.add_argument(
+        "data",
+        type=Path,
+        help="BEIR folder or LlamaIndex QA JSON (trained on its corpus; --kind bi checks on its judged queries)",
+    )
     parser.add_argument(
         "--split", default="train", help="qrels split to load the folder with (default: train)"
     )

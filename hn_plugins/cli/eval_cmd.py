@@ -76,17 +76,6 @@ def build_reranker(
     return ChunkedReranker(reranker, window_words=window_words, stride_words=stride_words)
 
 
-def _zero_shot_name(spec: str) -> str:
-    """The bi-encoder named by a ``zero-shot:<name>`` spec; an empty name is refused as ``load_reranker`` does."""
-    name = spec[len(ZERO_SHOT_PREFIX) :].strip()
-    if not name:
-        raise ValueError(
-            f"{spec!r}: zero-shot: takes a sentence-transformers model name or folder, "
-            "e.g. --model zero-shot:all-MiniLM-L6-v2."
-        )
-    return name
-
-
 def _check_window_args(window_words: int | None, stride_words: int | None) -> None:
     """``--window-words`` / ``--stride-words`` that can cut a document (checked before anything loads)."""
     from hn_plugins.chunking import check_windows, default_stride
@@ -103,12 +92,12 @@ def _build_whole_document_reranker(
 ) -> Any:
     from hn_evaluation.benchmark import EmbeddedBiEncoderScorer
     from hn_plugins.models import load_sentence_transformer
-    from hn_plugins.reranker import BiEncoderReranker, load_reranker
+    from hn_plugins.reranker import BiEncoderReranker, load_reranker, zero_shot_model_name
 
     if spec.startswith(ZERO_SHOT_PREFIX):
         if backend != "torch":
             raise ValueError(f"--backend {backend} runs exported cross-encoder folders, not {spec!r}.")
-        name = _zero_shot_name(spec)
+        name = zero_shot_model_name(spec)
         model = load_sentence_transformer(name)
         if max_length is not None:
             model.max_seq_length = max_length
@@ -284,9 +273,11 @@ def run(args: argparse.Namespace) -> int:
     from hn_plugins.cli.mine_cmd import load_data
 
     _check_window_args(args.window_words, args.stride_words)  # bad window settings fail before any loading
+    from hn_plugins.reranker import zero_shot_model_name
+
     for spec in (args.model, args.prerank_model):
         if spec is not None and spec.startswith(ZERO_SHOT_PREFIX):
-            _zero_shot_name(spec)  # an empty zero-shot: name fails before any loading too
+            zero_shot_model_name(spec)  # an empty zero-shot: name fails before any loading too
     if args.prerank_model is not None and args.prerank_top_k < 1:
         raise ValueError(f"--prerank-top-k must be >= 1, got {args.prerank_top_k}.")
     dataset = load_data(args.data, args.split, args.drop_empty)

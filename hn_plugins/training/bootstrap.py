@@ -34,6 +34,7 @@ from hn_plugins.training.model_folder import (
     install_folder,
     keep_bottom_layers,
     load_base_model,
+    save_staged,
     work_dir_for,
     write_marker_and_card,
 )
@@ -442,11 +443,7 @@ def bootstrap_cross_encoder(
         "teacher_seconds": round(teacher_seconds, 1),
         "train_seconds": round(train_seconds, 1),
     }
-    staging = out.parent / f".{out.name}.new"
-    if staging.exists():
-        shutil.rmtree(staging)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    trainer.model.save_pretrained(str(staging), safe_serialization=True)
+    staging = save_staged(trainer.model, out)
     hyper = {
         "num_pairs": num_pairs,
         "neighbours": neighbours,

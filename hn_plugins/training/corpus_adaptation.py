@@ -30,6 +30,7 @@ from hn_plugins.training.model_folder import (
     TrainingError,
     install_folder,
     load_base_model,
+    save_staged,
     work_dir_for,
     write_marker_and_card,
 )
@@ -57,11 +58,13 @@ def adapt_bi_encoder(
 
     Measured (``benchmarks/corpus_adaptation.py``, BM25 top-100 reranked): on CISI the adapted all-MiniLM-L6-v2
     fused with BM25 beats the untuned one fused with BM25 by about 5 points of MRR@10, on python-docs-faq by 2-3
-    (not significant); on Cranfield, CACM and MEDLINE the change is within noise either way. Compare both on your own judged queries (``hn eval --model
-    zero-shot:<folder>``) before keeping it.
+    (not significant); on Cranfield, CACM and MEDLINE the change is within noise either way. So with judged queries
+    in ``data`` both models are checked on them (``check_top_k``); otherwise compare them on your own judged queries
+    (``hn eval --model zero-shot:<folder>``) before keeping it.
 
     Args:
-        data: a dataset (only its corpus is used; no judgment is read) or a corpus ``{doc_id: (title, text)}``.
+        data: a dataset (its corpus is trained on; its judged queries, if any, only serve the check) or a corpus
+            ``{doc_id: (title, text)}``.
         base_model: the sentence-transformers model to adapt (name or folder; a cross-encoder is refused).
         output_dir: the model folder (replaced only once the new one is complete).
         epochs: passes over the pseudo-queries.
@@ -152,11 +155,7 @@ def adapt_bi_encoder(
     if check is not None and untuned is not None:
         model.eval()
         metrics["check"] = check.compare(untuned, check.measure(model))
-    staging = out.parent / f".{out.name}.new"
-    if staging.exists():
-        shutil.rmtree(staging)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(staging), safe_serialization=True)
+    staging = save_staged(model, out)
     marker = {
         "kind": "bi",
         "hn_plugins_version": __version__,

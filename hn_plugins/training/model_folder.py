@@ -208,6 +208,16 @@ def work_dir_for(output_dir: Path) -> Path:
     return output_dir.parent / f".{output_dir.name}.training"
 
 
+def save_staged(model: Any, output_dir: Path) -> Path:
+    """Save ``model`` (safetensors) into a fresh staging folder next to ``output_dir``, for :func:`install_folder`."""
+    staging = output_dir.parent / f".{output_dir.name}.new"
+    if staging.exists():
+        shutil.rmtree(staging)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(staging), safe_serialization=True)
+    return staging
+
+
 def write_marker_and_card(
     folder: Path, marker: dict[str, Any], card_title: str, card_lines: list[str]
 ) -> None:

@@ -35,6 +35,7 @@ from hn_plugins.training.model_folder import (
     TrainingError,
     install_folder,
     load_base_model,
+    save_staged,
     work_dir_for,
     write_marker_and_card,
 )
@@ -680,11 +681,7 @@ def fine_tune_reranker(
         metrics["cross_fit"] = {"folds": decision.folds, "epochs": decision.epochs, "curve": decision.curve}
 
     # 5. write the folder next to the target, then swap it in
-    staging = out.parent / f".{out.name}.new"
-    if staging.exists():
-        shutil.rmtree(staging)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(staging), safe_serialization=True)
+    staging = save_staged(model, out)
     hyper = {
         "epochs": epochs,
         "lr": lr,
