@@ -11,6 +11,9 @@ with a paired permutation test between each adapted fused row and the untuned on
 pseudo-queries (npl has no titles) is skipped. Writes ``benchmarks/results/corpus_adaptation.json``::
 
     python benchmarks/corpus_adaptation.py --data ../shared/data
+
+``--negatives mined`` adapts with one mined hard negative per pseudo-query as well
+(``benchmarks/results/corpus_adaptation_mined.json``: cisi, seeds 0 and 1).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def _per_query_mrr(rows: list, weights: dict[str, float]) -> list[float]:
     ]
 
 
-def measure(path: Path, seeds: list[int]) -> dict[str, Any]:
+def measure(path: Path, seeds: list[int], negatives: str = "in-batch") -> dict[str, Any]:
     from hn_evaluation.benchmark import _load_split
     from hn_evaluation.first_stage import BM25Retriever
     from hn_evaluation.significance import paired_permutation_test
@@ -82,16 +85,22 @@ def measure(path: Path, seeds: list[int]) -> dict[str, Any]:
     result: dict[str, Any] = {
         "pseudo_queries": len(pairs),
         "from_titles": sum(p.source == "title" for p in pairs),
+        "negatives": negatives,
     }
     result["untuned"], untuned = scored(load_sentence_transformer("all-MiniLM-L6-v2"))
     result["adapted"] = {}
     for seed in seeds:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            folder = adapt_bi_encoder(train, "all-MiniLM-L6-v2", output_dir=Path(tmp) / "adapted", seed=seed)
+            folder = adapt_bi_encoder(
+                train, "all-MiniLM-L6-v2", output_dir=Path(tmp) / "adapted", negatives=negatives, seed=seed
+            )
+            marker = json.loads((folder / "hn_reranker.json").read_text(encoding="utf-8"))
             train_seconds = round(time.perf_counter() - t0, 1)
             row, adapted = scored(load_sentence_transformer(folder))
         row["train_seconds"] = train_seconds
+        if "mined_negatives" in marker["metrics"]:
+            row["mined_negatives"] = marker["metrics"]["mined_negatives"]
         row["p_fused_vs_untuned_fused"] = paired_permutation_test(adapted, untuned)
         result["adapted"][str(seed)] = row
     fused = [row["bm25+minilm"]["test_mrr@10"] for row in result["adapted"].values()]
@@ -109,12 +118,18 @@ def main() -> None:
     parser.add_argument("--datasets", default="cisi,cranfield,cacm,medline,python-docs-faq,npl")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/corpus_adaptation.json"))
     parser.add_argument("--seeds", default="0,1", help="one adaptation run per seed")
+    parser.add_argument(
+        "--negatives",
+        default="in-batch",
+        choices=["in-batch", "mined"],
+        help="adapt_bi_encoder's negatives: batch-mates only, or plus one mined hard negative each",
+    )
     args = parser.parse_args()
     quiet_logging()
     results = {}
     seeds = [int(seed) for seed in args.seeds.split(",")]
     for name in args.datasets.split(","):
-        results[name] = measure(args.data / name, seeds)
+        results[name] = measure(args.data / name, seeds, args.negatives)
         logger.info("%s: %s", name, json.dumps(results[name]))
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     logger.info("wrote %s", args.out)

@@ -19,7 +19,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,10 @@ from hn_plugins.training.model_folder import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["adapt_bi_encoder"]
+__all__ = ["ADAPTATION_NEGATIVES", "adapt_bi_encoder"]
+
+#: negatives of :func:`adapt_bi_encoder`: batch-mates only, or batch-mates plus one mined hard negative each
+ADAPTATION_NEGATIVES = ("in-batch", "mined")
 
 
 def adapt_bi_encoder(
@@ -51,6 +54,9 @@ def adapt_bi_encoder(
     max_length: int | None = 128,
     min_pseudo_queries: int = 100,
     check_top_k: int | None = 100,
+    negatives: str = "in-batch",
+    mining_models: Sequence[Any] = ("all-MiniLM-L6-v2", "static-model"),
+    cache_dir: str | os.PathLike[str] | None = None,
     seed: int = 0,
     device: str | None = None,
 ) -> Path:
@@ -58,7 +64,9 @@ def adapt_bi_encoder(
 
     Measured (``benchmarks/corpus_adaptation.py``, BM25 top-100 reranked): on CISI the adapted all-MiniLM-L6-v2
     fused with BM25 beats the untuned one fused with BM25 by about 5 points of MRR@10, on python-docs-faq by 2-3
-    (not significant); on Cranfield, CACM and MEDLINE the change is within noise either way. So with judged queries
+    (not significant); on Cranfield, CACM and MEDLINE the change is within noise either way. Mined hard negatives
+    (``negatives="mined"``) made it worse on CISI (0.700 vs 0.726, two seeds each;
+    ``benchmarks/results/corpus_adaptation_mined.json``), so in-batch is the default. So with judged queries
     in ``data`` both models are checked on them (``check_top_k``); otherwise compare them on your own judged queries
     (``hn eval --model zero-shot:<folder>``) before keeping it.
 
@@ -76,6 +84,11 @@ def adapt_bi_encoder(
             with the untuned and with the adapted model, each fused with BM25 at the weight best on these queries,
             and record both MRR@10 in the marker (``metrics["check"]``, with ``"adapted_is_better"``). ``None``
             skips the check (it costs two passes over the candidates).
+        negatives: ``"in-batch"`` (each pseudo-query's batch-mates' passages) or ``"mined"`` (those plus one hard
+            negative per pseudo-query, mined by :func:`~hn_plugins.training.pseudo_negatives.mine_pseudo_query_negatives`
+            with ``mining_models``: the paper's selector, positive-aware where nothing qualifies).
+        mining_models: the ensemble that mines with ``negatives="mined"`` (names, folders or encoders).
+        cache_dir: embedding cache of the mining ensemble (default: a temporary one, removed afterwards).
         seed: seeds initialisation and data order.
         device: torch device.
 
@@ -108,6 +121,8 @@ def adapt_bi_encoder(
         )
     if check_top_k is not None and check_top_k < 1:
         raise TrainingError(f"check_top_k must be >= 1 or None (no check), got {check_top_k}.")
+    if negatives not in ADAPTATION_NEGATIVES:
+        raise TrainingError(f"negatives must be one of {ADAPTATION_NEGATIVES}, got {negatives!r}.")
     started = time.perf_counter()
     corpus = _corpus_of(data)
     pairs = make_pseudo_queries(corpus)
@@ -137,14 +152,37 @@ def adapt_bi_encoder(
         batch_sampler="no_duplicates",
         disable_tqdm=True,
     )
-    rows = Dataset.from_dict({"anchor": [p.query for p in pairs], "positive": [p.passage for p in pairs]})
+    columns = {"anchor": [p.query for p in pairs], "positive": [p.passage for p in pairs]}
+    mined = None
+    if negatives == "mined":
+        from hn_plugins.training.pseudo_negatives import mine_pseudo_query_negatives
+
+        mined = mine_pseudo_query_negatives(
+            corpus,
+            pairs,
+            models=mining_models,
+            seed=seed,
+            cache_dir=cache_dir if cache_dir is not None else work / "embeddings",
+            device=device,
+        )
+        columns["negative"] = mined.texts
+    rows = Dataset.from_dict(columns)
     loss = losses.MultipleNegativesRankingLoss(model)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=rows, loss=loss)
     trainer.remove_callback(PrinterCallback)  # it prints raw log dicts to stdout; the summary is logged below
     logger.info("Adapting %s to %d pseudo-queries (%d epoch(s)).", base_model, len(pairs), epochs)
     t0 = time.perf_counter()
     trainer.train()
-    hyper = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed}
+    hyper: dict[str, Any] = {
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "negatives": negatives,
+        "seed": seed,
+    }
+    if mined is not None:
+        hyper["mining_models"] = mined.models
     metrics: dict[str, Any] = {
         "pseudo_queries": len(pairs),
         "from_titles": sum(p.source == "title" for p in pairs),
@@ -152,6 +190,8 @@ def adapt_bi_encoder(
         "train_loss": float(trainer.state.log_history[-1].get("train_loss", float("nan"))),
         "train_seconds": round(time.perf_counter() - t0, 1),
     }
+    if mined is not None:
+        metrics["mined_negatives"] = mined.counts()
     if check is not None and untuned is not None:
         model.eval()
         metrics["check"] = check.compare(untuned, check.measure(model))
@@ -162,7 +202,9 @@ def adapt_bi_encoder(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "base_model": str(base_model),
         "data": getattr(data, "name", "corpus"),
-        "loss": "in-batch (pseudo-queries)",
+        "loss": "in-batch (pseudo-queries)"
+        if mined is None
+        else "in-batch + mined hard negative (pseudo-queries)",
         "adaptation": hyper,
         "hyperparameters": hyper,
         "metrics": metrics,
@@ -170,7 +212,13 @@ def adapt_bi_encoder(
     card = [
         f"`{base_model}` adapted by hn-plugins {__version__} (`hn bootstrap --kind bi`) to the corpus `{marker['data']}` "
         f"without labels: {len(pairs)} pseudo-queries (titles or first sentences of documents) each matched to the "
-        f"rest of its document among the other answers of its batch of {batch_size}, {epochs} epoch(s), lr {lr}.",
+        f"rest of its document among the other answers of its batch of {batch_size}"
+        + (
+            ""
+            if mined is None
+            else f" and one hard negative mined by {', '.join(hyper['mining_models'])} ({mined.counts()})"
+        )
+        + f", {epochs} epoch(s), lr {lr}.",
         "",
         "Check it against the untuned model on judged queries (`hn eval DATA --model zero-shot:<this folder>`), then "
         "fine-tune it on mined hard negatives with `hn train TRIPLETS --base-model <this folder> --kind bi`.",

@@ -305,7 +305,15 @@ def test_cli_bootstrap_bi_refuses_cross_only_options(tmp_path, shared_data, caps
     from hn_plugins.cli import build_parser, main
 
     args = build_parser().parse_args(["bootstrap", "d", "--kind", "bi", "--out", "o"])
-    assert args.kind == "bi" and args.epochs is None and args.teacher_models is None
+    assert (
+        args.kind == "bi" and args.epochs is None and args.teacher_models is None and args.negatives is None
+    )
+    assert (
+        build_parser()
+        .parse_args(["bootstrap", "d", "--kind", "bi", "--out", "o", "--negatives", "mined"])
+        .negatives
+        == "mined"
+    )
     data = str(shared_data / "cranfield")
     out = str(tmp_path / "m")
     assert main(["bootstrap", data, "--kind", "bi", "--out", out, "--pairs", "10", "--num-layers", "2"]) == 2
@@ -314,6 +322,8 @@ def test_cli_bootstrap_bi_refuses_cross_only_options(tmp_path, shared_data, caps
     assert "--min-pseudo-queries only applies to --kind bi" in capsys.readouterr().err
     assert main(["bootstrap", data, "--out", out, "--min-pseudo-queries", "5", "--check-top-k", "20"]) == 2
     assert "--min-pseudo-queries, --check-top-k only apply to --kind bi" in capsys.readouterr().err
+    assert main(["bootstrap", data, "--out", out, "--negatives", "mined"]) == 2
+    assert "--negatives only applies to --kind bi" in capsys.readouterr().err
     assert main(["bootstrap", data, "--kind", "bi", "--out", out, "--check-top-k", "-1"]) == 2
     assert "--check-top-k must be >= 0 (0 skips the check)" in capsys.readouterr().err
     assert main(["bootstrap", str(shared_data / "npl"), "--kind", "bi", "--out", out]) == 2

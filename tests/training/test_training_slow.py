@@ -248,6 +248,42 @@ def test_corpus_adaptation_writes_a_bi_reranker_and_repeats_for_a_seed(tmp_path,
     assert reranker.score(texts[0], texts[1:]) == pytest.approx([adapted[0] @ adapted[1]], abs=1e-5)
 
 
+def test_corpus_adaptation_with_mined_negatives_trains_on_them(
+    tmp_path, cranfield_train, minilm, static_model
+):
+    """negatives="mined": one hard negative per pseudo-query joins the batch; the marker says which selectors gave them."""
+    from hn_plugins.embedders import EmbedderEnsemble
+    from hn_plugins.training.bootstrap import make_pseudo_queries
+    from hn_plugins.training.corpus_adaptation import adapt_bi_encoder
+    from hn_plugins.training.pseudo_negatives import mine_pseudo_query_negatives
+
+    corpus = {d: cranfield_train.corpus[d] for d in cranfield_train.doc_ids[:96]}
+    settings = dict(batch_size=16, max_length=64, min_pseudo_queries=50, seed=0)
+    models = [minilm, static_model]
+    mined = adapt_bi_encoder(
+        corpus,
+        "all-MiniLM-L6-v2",
+        output_dir=tmp_path / "m",
+        negatives="mined",
+        mining_models=models,
+        **settings,
+    )
+    plain = adapt_bi_encoder(corpus, "all-MiniLM-L6-v2", output_dir=tmp_path / "p", **settings)
+    marker = json.loads((mined / RERANKER_MARKER).read_text())
+    pairs = make_pseudo_queries(corpus)
+    expected = mine_pseudo_query_negatives(corpus, pairs, models=models).counts()
+    assert marker["metrics"]["mined_negatives"] == expected
+    assert sum(expected.values()) == len(pairs) == marker["metrics"]["pseudo_queries"]
+    assert marker["hyperparameters"]["negatives"] == "mined" and "mined hard negative" in marker["loss"]
+    assert json.loads((plain / RERANKER_MARKER).read_text())["hyperparameters"]["negatives"] == "in-batch"
+    assert "hard negative mined by" in (mined / "README.md").read_text()
+    assert not list(tmp_path.glob(".m.*"))  # the temporary embedding cache went with the work folder
+    assert marker["hyperparameters"]["mining_models"] == EmbedderEnsemble(models).names
+    # the same pseudo-queries, steps and seed: only the extra negatives make the two models differ
+    assert marker["metrics"]["steps"] == -(-len(pairs) // 16)
+    assert _digest(mined) != _digest(plain)
+
+
 def test_corpus_adaptation_checks_both_models_on_the_judged_queries(tmp_path, cranfield_train, capsys):
     """With judged queries the marker holds both models' MRR@10, equal to what hn eval measures independently."""
     from hn_plugins.cli import main
