@@ -67,6 +67,19 @@ def start_cpu_run(threads: int) -> list[float]:
     return load_before
 
 
+def cpu_description() -> dict:
+    """The CPU's model name and the vector extensions that decide int8 speed (from ``/proc/cpuinfo``, Linux only)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return {"cpu_model": fields.get("model name"), "cpu_flags": [f for f in wanted if f in flags]}
+
+
 def exported_copy(model: Path, folder: Path) -> dict:
     """Copy the cross-encoder folder ``model`` to ``folder`` (without checkpoints or an earlier export) and export
     the copy with ``hn_plugins.onnx_backend.export_onnx``; returns the export's info."""
@@ -140,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="another cross-encoder folder (e.g. the full-depth one) timed in the same turns (torch and int8)",
     )
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="time only, no quality rows (e.g. for a cross-encoder with an untrained head: same speed, no ranking)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     load_before = start_cpu_run(args.threads)
@@ -192,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
             for n in args.max_lengths.split(",")
         }
         quality_test = test
-        if args.max_test_queries:
+        if args.speed_only:
+            run = {}
+        elif args.max_test_queries:
             keep = list(candidates)[: args.max_test_queries]
             quality_test = test.subset(keep, name=f"{test.name}[{len(keep)}q]")
             run = {q: run[q] for q in keep}
@@ -202,8 +222,12 @@ def main(argv: list[str] | None = None) -> int:
             "onnx-int8": OnnxCrossEncoderReranker(folder, "int8", threads=args.threads),
             "onnx-int8-per-tensor": OnnxCrossEncoderReranker(per_tensor, "int8", threads=args.threads),
         }
-        report = evaluate_reranking(
-            quality_test, run, rows, top_k=args.top_k, metrics=benchmark_metrics(args.top_k)
+        report = (
+            None
+            if args.speed_only
+            else evaluate_reranking(
+                quality_test, run, rows, top_k=args.top_k, metrics=benchmark_metrics(args.top_k)
+            )
         )
         result = {
             "data": args.data.name,
@@ -217,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             else None,
             "machine": {
                 "cpu": platform.processor() or platform.machine(),
+                **cpu_description(),
                 "threads": args.threads,
                 "cores_available": len(os.sched_getaffinity(0)),
                 "load_average_before": load_before,
@@ -227,14 +252,16 @@ def main(argv: list[str] | None = None) -> int:
             "speed_queries": args.speed_queries,
             "speed": speed,
             "quality_queries": len(run),
-            "quality": report.rows,
-            "significance_vs_torch": report.compare(baseline="torch", metric="mrr@10"),
+            "quality": report.rows if report is not None else None,
+            "significance_vs_torch": report.compare(baseline="torch", metric="mrr@10")
+            if report is not None
+            else None,
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = args.out or Path(__file__).parent / "results" / f"onnx_int8_{args.data.name}.json"
     out.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    sys.stdout.write(json.dumps({"speed": speed, "quality": report.rows}, indent=1) + f"\n-> {out}\n")
+    sys.stdout.write(json.dumps({"speed": speed, "quality": result["quality"]}, indent=1) + f"\n-> {out}\n")
     return 0
 
 
