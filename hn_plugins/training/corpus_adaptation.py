@@ -65,10 +65,10 @@ def adapt_bi_encoder(
     Measured (``benchmarks/corpus_adaptation.py``, BM25 top-100 reranked): on CISI the adapted all-MiniLM-L6-v2
     fused with BM25 beats the untuned one fused with BM25 by about 5 points of MRR@10, on python-docs-faq by 2-3
     (not significant); on Cranfield, CACM and MEDLINE the change is within noise either way. Mined hard negatives
-    (``negatives="mined"``) made it worse on CISI (0.700 vs 0.726, two seeds each;
-    ``benchmarks/results/corpus_adaptation_mined.json``), so in-batch is the default. So with judged queries
-    in ``data`` both models are checked on them (``check_top_k``); otherwise compare them on your own judged queries
-    (``hn eval --model zero-shot:<folder>``) before keeping it.
+    (``negatives="mined"``) made it worse on CISI (0.701 vs 0.726, two seeds each;
+    ``benchmarks/results/corpus_adaptation_mined.json``), so in-batch is the default. Since adapting does not help
+    every corpus, with judged queries in ``data`` both models are checked on them (``check_top_k``); otherwise
+    compare them on your own judged queries (``hn eval --model zero-shot:<folder>``) before keeping it.
 
     Args:
         data: a dataset (its corpus is trained on; its judged queries, if any, only serve the check) or a corpus
