@@ -45,6 +45,12 @@ def run(args: argparse.Namespace) -> int:
         if args.negatives is not None:
             given["negatives"] = args.negatives
         if args.cache is not None:
+            if args.negatives != "mined":
+                sys.stderr.write(
+                    "error: --cache holds the embeddings of the cross-encoder's teacher or of the mining ensemble of "
+                    "--kind bi --negatives mined; in-batch adaptation embeds nothing to cache: drop --cache.\n"
+                )
+                return 2
             given["cache_dir"] = args.cache
         if args.check_top_k is not None:
             if args.check_top_k < 0:

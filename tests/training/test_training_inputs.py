@@ -324,6 +324,8 @@ def test_cli_bootstrap_bi_refuses_cross_only_options(tmp_path, shared_data, caps
     assert "--min-pseudo-queries, --check-top-k only apply to --kind bi" in capsys.readouterr().err
     assert main(["bootstrap", data, "--out", out, "--negatives", "mined"]) == 2
     assert "--negatives only applies to --kind bi" in capsys.readouterr().err
+    assert main(["bootstrap", data, "--kind", "bi", "--out", out, "--cache", str(tmp_path / "c")]) == 2
+    assert "in-batch adaptation embeds nothing to cache: drop --cache" in capsys.readouterr().err
     assert main(["bootstrap", data, "--kind", "bi", "--out", out, "--check-top-k", "-1"]) == 2
     assert "--check-top-k must be >= 0 (0 skips the check)" in capsys.readouterr().err
     assert main(["bootstrap", str(shared_data / "npl"), "--kind", "bi", "--out", out]) == 2
