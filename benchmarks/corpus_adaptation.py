@@ -13,7 +13,7 @@ pseudo-queries (npl has no titles) is skipped. Writes ``benchmarks/results/corpu
     python benchmarks/corpus_adaptation.py --data ../shared/data
 
 ``--negatives mined`` adapts with one mined hard negative per pseudo-query as well
-(``benchmarks/results/corpus_adaptation_mined.json``: cisi, seeds 0 and 1).
+(``benchmarks/results/corpus_adaptation_mined.json``: cisi, seeds 0 and 1; python-docs-faq, seed 0).
 """
 
 from __future__ import annotations

@@ -65,8 +65,8 @@ def adapt_bi_encoder(
     Measured (``benchmarks/corpus_adaptation.py``, BM25 top-100 reranked): on CISI the adapted all-MiniLM-L6-v2
     fused with BM25 beats the untuned one fused with BM25 by about 5 points of MRR@10, on python-docs-faq by 2-3
     (not significant); on Cranfield, CACM and MEDLINE the change is within noise either way. Mined hard negatives
-    (``negatives="mined"``) made it worse on CISI (0.701 vs 0.726, two seeds each;
-    ``benchmarks/results/corpus_adaptation_mined.json``), so in-batch is the default. Since adapting does not help
+    (``negatives="mined"``) made it worse on CISI (0.701 vs 0.726, two seeds each) and on python-docs-faq (0.661 vs
+    0.699, one seed; ``benchmarks/results/corpus_adaptation_mined.json``), so in-batch is the default. Since adapting does not help
     every corpus, with judged queries in ``data`` both models are checked on them (``check_top_k``); otherwise
     compare them on your own judged queries (``hn eval --model zero-shot:<folder>``) before keeping it.
 
