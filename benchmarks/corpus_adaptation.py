@@ -95,8 +95,8 @@ def measure(path: Path, seeds: list[int], negatives: str = "in-batch") -> dict[s
             folder = adapt_bi_encoder(
                 train, "all-MiniLM-L6-v2", output_dir=Path(tmp) / "adapted", negatives=negatives, seed=seed
             )
-            marker = json.loads((folder / "hn_reranker.json").read_text(encoding="utf-8"))
             train_seconds = round(time.perf_counter() - t0, 1)
+            marker = json.loads((folder / "hn_reranker.json").read_text(encoding="utf-8"))
             row, adapted = scored(load_sentence_transformer(folder))
         row["train_seconds"] = train_seconds
         if "mined_negatives" in marker["metrics"]:

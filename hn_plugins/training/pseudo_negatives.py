@@ -124,16 +124,16 @@ def mine_pseudo_query_negatives(
     for record in miner.mine(dataset).records:
         if record.negative_ids:
             chosen[record.query_id] = (record.negative_ids[0], "paper")
-    if len(chosen) < len(query_ids):
-        # the same fitted space, another rule: only the selector changes between the two passes
+    empty = [qid for qid in query_ids if qid not in chosen]
+    if empty:
+        # the same fitted space, another rule, only for the pseudo-queries the paper's selector left empty
         miner.selector = get_selector("positive-aware", relative_margin=FALLBACK_RELATIVE_MARGIN)
-        for record in miner.mine(dataset).records:
-            if record.query_id not in chosen and record.negative_ids:
+        for record in miner.mine(dataset.subset(empty)).records:
+            if record.negative_ids:
                 chosen[record.query_id] = (record.negative_ids[0], "positive-aware")
-    missing = [qid for qid in query_ids if qid not in chosen]
-    if (
-        missing
-    ):  # pragma: no cover - needs a corpus where every other document scores within 5% of the positive
+    missing = [qid for qid in empty if qid not in chosen]
+    # reachable only when every other document scores within 5% of the positive
+    if missing:  # pragma: no cover
         raise ValueError(
             f"No document qualifies as a negative for {len(missing)} pseudo-queries (first: {missing[:5]}): every "
             "other document scores within 5% of their own. Adapt with negatives='in-batch' on this corpus."
