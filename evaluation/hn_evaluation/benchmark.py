@@ -44,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hn_plugins.data import DatasetError, RetrievalDataset
+from hn_plugins.mining.default_selector import DEFAULT_FALLBACK_MARGIN, DEFAULT_RANDOM_NEGATIVES
 
 from .first_stage import BM25Retriever, DenseRetriever, encode_texts
 from .metrics import EvaluationError, judged_queries, rank_documents
@@ -105,8 +106,12 @@ ALL_STRATEGIES: tuple[str, ...] = (
 #: ``folds + 1`` trainings).
 DEFAULT_STRATEGY: dict[str, Any] = {
     "primary": {"selector": "paper", "space": "ensemble+pca"},
-    "fallback": {"selector": "positive-aware", "space": "ensemble+pca", "relative_margin": 0.05},
-    "random_negatives": 1,
+    "fallback": {
+        "selector": "positive-aware",
+        "space": "ensemble+pca",
+        "relative_margin": DEFAULT_FALLBACK_MARGIN,
+    },
+    "random_negatives": DEFAULT_RANDOM_NEGATIVES,
     "loss": "in-batch",
     "fusion": "bm25, weight chosen on validation",
     "selection": "cross-fit",
@@ -305,43 +310,16 @@ def combine_default_negatives(
         >>> combine_default_negatives(p, f, r).records[0].negative_ids
         ['d5', 'd9']
     """
-    from hn_plugins.mining.result import MiningResult, TripletRecord
+    from hn_plugins.mining.default_selector import merge_default_records
+    from hn_plugins.mining.result import MiningResult
 
-    fb = {(r.query_id, r.positive_id): r for r in fallback.records}
-    rnd = {(r.query_id, r.positive_id): r for r in random_result.records} if random_result else {}
-    counts = {
-        "pairs_from_primary": 0,
-        "pairs_from_fallback": 0,
-        "pairs_without_hard_negative": 0,
-        "random_negatives_added": 0,
-    }
-    records = []
-    for rec in primary.records:
-        source = rec
-        if rec.negative_ids:
-            counts["pairs_from_primary"] += 1
-        elif (rec.query_id, rec.positive_id) in fb and fb[(rec.query_id, rec.positive_id)].negative_ids:
-            source = fb[(rec.query_id, rec.positive_id)]
-            counts["pairs_from_fallback"] += 1
-        else:
-            counts["pairs_without_hard_negative"] += 1
-        negatives = list(source.negative_ids)
-        d_q_neg = list(source.d_q_neg) or [None] * len(negatives)
-        d_pos_neg = list(source.d_pos_neg) or [None] * len(negatives)
-        extra = rnd.get((rec.query_id, rec.positive_id))
-        added = 0
-        for neg in extra.negative_ids if extra else []:
-            if added >= random_negatives:
-                break
-            if neg not in negatives:
-                negatives.append(neg)
-                d_q_neg.append(None)
-                d_pos_neg.append(None)
-                added += 1
-        counts["random_negatives_added"] += added
-        records.append(
-            TripletRecord(rec.query_id, rec.positive_id, negatives, rec.d_q_pos, d_q_neg, d_pos_neg, name)
-        )
+    records, counts = merge_default_records(
+        primary.records,
+        fallback.records,
+        random_result.records if random_result else (),
+        random_negatives,
+        name,
+    )
     diagnostics = {**counts, "definition": DEFAULT_STRATEGY}
     return MiningResult(records, selector=name, diagnostics=diagnostics)
 
@@ -1636,8 +1614,12 @@ def format_benchmark_markdown(report: Mapping[str, Any], digits: int = 3) -> str
             "",
             f"- vs the better of none / zero-shot (`{bar['start']}`): {pct(bar['lift_over_start'])} "
             f"(target +{100 * bar['targets']['over_start']:.0f}%)",
-            f"- vs the best other strategy (`{bar['best_other']}`): {pct(bar['lift_over_best_other'])} "
-            f"(target +{100 * bar['targets']['over_others']:.0f}%)",
+            (
+                f"- vs the best other strategy (`{bar['best_other']}`): {pct(bar['lift_over_best_other'])} "
+                if bar["best_other"] is not None
+                else "- vs the best other strategy: none in this run "
+            )
+            + f"(target +{100 * bar['targets']['over_others']:.0f}%)",
         ]
         if bar.get("best_fused_control"):
             parts.append(

@@ -14,6 +14,7 @@ from hn_evaluation.benchmark import (
     EmbeddedBiEncoderScorer,
     benchmark_metrics,
     combine_default_negatives,
+    format_benchmark_markdown,
     merge_benchmark_reports,
     quality_bar,
     run_benchmark,
@@ -194,6 +195,20 @@ def test_quality_bar():
     rows["default"] = {"mrr@10": {"mean": 0.65}}
     assert quality_bar(rows, ["paper+fusion"])["met"] is False
     assert quality_bar({"none": {"mrr@10": {"mean": 0.5}}}) is None
+
+
+def test_quality_bar_markdown_without_other_strategies_says_so():
+    rows = {
+        "none": {"mrr@10": {"mean": 0.32, "std": 0.0}},
+        "zero-shot": {"mrr@10": {"mean": 0.66, "std": 0.0}},
+        "default": {"mrr@10": {"mean": 0.70, "std": 0.01}},
+    }
+    bar = quality_bar(rows)
+    assert bar["best_other"] is None
+    text = format_benchmark_markdown(
+        {"dataset": "toy", "metrics": ["mrr@10"], "rows": rows, "quality_bar": bar}
+    )
+    assert "- vs the best other strategy: none in this run (target +3%)" in text and "`None`" not in text
 
 
 @pytest.mark.slow

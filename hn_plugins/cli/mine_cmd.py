@@ -28,8 +28,9 @@ def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--selector",
         default="paper",
-        choices=["paper", "random", "bm25", "dense-topk", "positive-aware", "st"],
-        help="negative selector (default: paper)",
+        choices=["paper", "default", "random", "bm25", "dense-topk", "positive-aware", "st"],
+        help="negative selector (default: paper); 'default' = what `hn benchmark` ships as `default`: the paper's "
+        "negatives, the positive-aware fallback (95%%) where none qualifies, plus one random negative",
     )
     parser.add_argument("--num-negatives", type=int, default=1, help="negatives per (query, positive) pair")
     parser.add_argument(

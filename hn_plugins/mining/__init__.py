@@ -8,6 +8,7 @@ from __future__ import annotations
 from hn_plugins._lazy import lazy_exports
 
 _EXPORTS = {
+    "DefaultSelector": "hn_plugins.mining.default_selector",
     "FalseNegativeVerifier": "hn_plugins.mining.verifier",
     "HardNegativeMiner": "hn_plugins.mining.miner",
     "MiningResult": "hn_plugins.mining.result",

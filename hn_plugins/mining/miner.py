@@ -46,8 +46,9 @@ class HardNegativeMiner:
         ensemble: an :class:`~hn_plugins.embedders.EmbedderEnsemble` (not needed by ``random`` and ``bm25``).
         reducer: a :class:`~hn_plugins.reduction.PCAReducer` (``None``: cosine in the concatenated space, which for a
             one-model ensemble is that model's own space, as single-model baselines need).
-        selector: ``paper`` (Eq. 5 + Eq. 6), ``dense-topk``, ``positive-aware``, ``random``, ``bm25``, ``st``, or a
-            :class:`~hn_plugins.mining.selectors.NegativeSelector`.
+        selector: ``paper`` (Eq. 5 + Eq. 6), ``default`` (the paper's negatives, a positive-aware fallback where none
+            qualifies, plus one random negative: what we ship), ``dense-topk``, ``positive-aware``, ``random``,
+            ``bm25``, ``st``, or a :class:`~hn_plugins.mining.selectors.NegativeSelector`.
         num_negatives: negatives per (query, positive) pair.
         candidates: initial FAISS depth per query; with the exact index the paper selector searches deeper when
             needed, so its output equals a brute-force scan.

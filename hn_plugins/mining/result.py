@@ -134,6 +134,12 @@ class MiningResult:
             ("queries without a negative", f"{len(s['queries_without_negative'])} of {s['queries']}"),
         ]
         for key in (
+            "pairs_from_primary",
+            "pairs_from_fallback",
+            "pairs_without_hard_negative",
+            "random_negatives_added",
+            "paper.rejected_eq5",
+            "paper.rejected_eq6",
             "candidates_examined",
             "rejected_eq5",
             "rejected_eq6",

@@ -494,7 +494,15 @@ class SentenceTransformersSelector(NegativeSelector):
         return {"name": self.name, **self.kwargs}
 
 
+def _default_selector(**kwargs: Any) -> NegativeSelector:
+    # imported here: DefaultSelector is built from the selectors of this module
+    from hn_plugins.mining.default_selector import DefaultSelector
+
+    return DefaultSelector(**kwargs)
+
+
 _SELECTORS: dict[str, Callable[..., NegativeSelector]] = {
+    "default": _default_selector,
     "paper": PaperSelector,
     "dense-topk": DenseTopKSelector,
     "positive-aware": PositiveAwareSelector,
@@ -505,7 +513,11 @@ _SELECTORS: dict[str, Callable[..., NegativeSelector]] = {
 
 
 def get_selector(selector: str | NegativeSelector, **kwargs: Any) -> NegativeSelector:
-    """A selector by name (``paper``, ``random``, ``bm25``, ``dense-topk``, ``positive-aware``, ``st``) or as given.
+    """A selector by name or as given.
+
+    Names: ``paper``, ``random``, ``bm25``, ``dense-topk``, ``positive-aware``, ``st``, and ``default`` (the paper's
+    negatives, the positive-aware fallback and one random negative:
+    :class:`~hn_plugins.mining.default_selector.DefaultSelector`).
 
     ``in-batch`` is not a mining selector: it is the training loss ``in-batch`` (other pairs' positives).
     """

@@ -192,3 +192,20 @@ def test_finetune_engine_checks_its_input_and_its_order_of_calls(
         engine.get_finetuned_model()
     with pytest.raises(TypeError, match="expects a RetrievalDataset"):
         HardNegativeFinetuneEngine(faq_subset["nodes"])  # type: ignore[arg-type]
+
+
+def test_finetune_engine_mines_what_we_ship_with_selector_default(
+    memory_index: VectorStoreIndex, faq_subset: dict[str, Any], tmp_path: Path
+) -> None:
+    engine = HardNegativeFinetuneEngine.from_index(
+        memory_index, faq_subset["qa_pairs"], kind="bi", selector="default", cache_dir=tmp_path / "cache"
+    )
+    result = engine.mine()
+    assert len(result.records) == len(faq_subset["qa_pairs"])
+    assert {r.selector for r in result.records} == {"default"}
+    for record in result.records:  # one hard negative (the paper's, else the fallback's) and one random
+        assert len(record.negative_ids) == 2 and record.d_q_neg[0] is not None and record.d_q_neg[1] is None
+        assert record.positive_id not in record.negative_ids
+        assert all(n in engine.dataset.corpus for n in record.negative_ids)
+    diagnostics = result.diagnostics
+    assert diagnostics["pairs_from_primary"] + diagnostics["pairs_from_fallback"] == len(result.records)

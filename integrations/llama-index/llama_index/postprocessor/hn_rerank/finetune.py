@@ -46,7 +46,9 @@ class HardNegativeFinetuneEngine:
         output_dir: where the fine-tuned reranker is written (a folder ``HardNegativeRerank`` loads).
         kind: ``"cross"`` or ``"bi"``, the kind of ``base_model``.
         mining_models: the embedding ensemble used to mine (names, local folders or objects with ``encode``).
-        selector: negative selection strategy: ``"paper"`` (ensemble + PCA criteria), ``"positive-aware"``,
+        selector: negative selection strategy: ``"paper"`` (ensemble + PCA criteria), ``"default"`` (what the
+            benchmark's ``default`` row mines: the paper's negatives, a positive-aware fallback where none
+            qualifies, plus one random negative; train it with ``loss="in-batch"``), ``"positive-aware"``,
             ``"dense-topk"``, ``"bm25"``, ``"random"``.
         num_negatives: negatives per (query, positive) pair.
         candidates: candidate depth searched per query.

@@ -346,7 +346,10 @@ class HardNegativeRanker:
             kind: ``"cross"`` (cross-encoder) or ``"bi"`` (bi-encoder reranker).
             models: the embedding ensemble used for mining.
             variance: share of variance PCA keeps; ``None`` mines on the raw concatenated embeddings.
-            selector: negative selector (``paper``, ``random``, ``bm25``, ``dense-topk``, ``positive-aware``).
+            selector: negative selector (``paper``, ``default``, ``random``, ``bm25``, ``dense-topk``,
+                ``positive-aware``); ``default`` is what the benchmark's ``default`` row mines (the paper's
+                negatives, a positive-aware fallback where none qualifies, one random negative; train it with
+                ``loss="in-batch"``).
             num_negatives: negatives per (question, positive) pair.
             candidates: nearest neighbours examined per query when mining.
             loss: training loss (``triplet`` is the paper's margin loss).
