@@ -196,6 +196,8 @@ class EmbedderEnsemble:
         self.show_progress_bar = show_progress_bar
         self.members: list[_Member] = []
         self.encode_calls = 0  # texts sent to members' encode(); a cache hit costs nothing
+        #: per member name: documents embedded and documents read from the cache, over every encode_documents call
+        self.document_counts: dict[str, dict[str, int]] = {}
         for i, spec in enumerate(models):
             qp = query_prompts[i] if query_prompts else None
             dp = document_prompts[i] if document_prompts else None
@@ -332,6 +334,9 @@ class EmbedderEnsemble:
                 if out is not None:
                     self._dims[i] = out.shape[1]
             todo = np.flatnonzero(~found)
+            counts = self.document_counts.setdefault(member.name, {"embedded": 0, "cached": 0})
+            counts["embedded"] += len(todo)
+            counts["cached"] += len(ids) - len(todo)
             if len(todo):
                 logger.info(
                     "%s: embedding %d of %d documents (%d cached)",
