@@ -125,6 +125,37 @@ class OnnxEncoder:
         return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=np.float32)
 
 
+def encode_texts(encoder: Any, texts: Sequence[str], prompt: str | None, batch_size: int) -> np.ndarray:
+    """Raw (not normalised) float32 vectors of ``texts`` from a sentence-transformers model or any ``encode`` object.
+
+    The one encoding call of the library: :class:`EmbedderEnsemble` uses it locally and every Ray actor
+    (:mod:`hn_plugins.ray_backend`) uses it remotely.
+
+    Example:
+        >>> class Toy:
+        ...     def encode(self, sentences, **kw):
+        ...         return [[len(s), 1.0] for s in sentences]
+        >>> encode_texts(Toy(), ["ab", "abcd"], prompt="q: ", batch_size=8).tolist()
+        [[5.0, 1.0], [7.0, 1.0]]
+    """
+    kwargs: dict[str, Any] = {"batch_size": batch_size}
+    is_st = hasattr(encoder, "tokenize") and hasattr(encoder, "state_dict")
+    if is_st:
+        kwargs.update(convert_to_numpy=True, show_progress_bar=False, normalize_embeddings=False)
+        if prompt:
+            kwargs["prompt"] = prompt
+        inputs = list(texts)
+    else:
+        inputs = [f"{prompt}{t}" for t in texts] if prompt else list(texts)
+    try:
+        vectors = encoder.encode(inputs, **kwargs)
+    except TypeError:
+        vectors = encoder.encode(inputs)
+    if hasattr(vectors, "detach"):
+        vectors = vectors.detach().cpu().numpy()
+    return np.asarray(vectors, dtype=np.float32)
+
+
 @dataclass
 class _Member:
     name: str
@@ -132,6 +163,7 @@ class _Member:
     fingerprint: str
     query_prompt: str | None
     document_prompt: str | None
+    spec: Any = None  # what Ray actors rebuild the encoder from: the name/path given, else the encoder itself
 
 
 def _fingerprint_sentence_transformer(model: Any, name: str) -> str:
@@ -160,6 +192,10 @@ class EmbedderEnsemble:
         device: torch device for sentence-transformers members.
         show_progress_bar: show a progress bar while encoding documents.
         trust_remote_code: passed to sentence-transformers; off unless you turn it on.
+        backend: ``local`` (this process) or ``ray``: uncached documents are embedded by a pool of Ray Data actors
+            (:mod:`hn_plugins.ray_backend`, ``pip install "hn-plugins[ray]"``); queries stay local.
+        ray_workers: actors per member with ``backend="ray"`` (``None``: one per CPU of the cluster).
+        ray_address: the Ray cluster to connect to if Ray is not initialised yet (``None``: a local one).
 
     Example:
         >>> import numpy as np
@@ -182,7 +218,14 @@ class EmbedderEnsemble:
         device: str | None = None,
         show_progress_bar: bool = False,
         trust_remote_code: bool = False,
+        backend: str = "local",
+        ray_workers: int | None = None,
+        ray_address: str | None = None,
     ) -> None:
+        if backend not in ("local", "ray"):
+            raise ValueError(f"EmbedderEnsemble: backend must be 'local' or 'ray', got {backend!r}.")
+        if ray_workers is not None and ray_workers < 1:
+            raise ValueError(f"EmbedderEnsemble: ray_workers must be >= 1, got {ray_workers}.")
         if isinstance(models, (str, os.PathLike)) or not isinstance(models, Sequence) or len(models) == 0:
             raise ValueError("EmbedderEnsemble needs a non-empty list of models, e.g. ['all-MiniLM-L6-v2'].")
         for label, prompts in (("query_prompts", query_prompts), ("document_prompts", document_prompts)):
@@ -194,6 +237,10 @@ class EmbedderEnsemble:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.batch_size = batch_size
         self.show_progress_bar = show_progress_bar
+        self.backend = backend
+        self.ray_workers = ray_workers
+        self.ray_address = ray_address
+        self.trust_remote_code = trust_remote_code
         self.members: list[_Member] = []
         self.encode_calls = 0  # texts sent to members' encode(); a cache hit costs nothing
         #: per member name: documents embedded and documents read from the cache, over every encode_documents call
@@ -244,7 +291,8 @@ class EmbedderEnsemble:
             )
         salt = json.dumps([query_prompt, document_prompt])
         fingerprint = hashlib.blake2b(f"{fingerprint}|{salt}".encode(), digest_size=12).hexdigest()
-        return _Member(str(name), encoder, fingerprint, query_prompt, document_prompt)
+        spec_for_workers = str(spec) if isinstance(spec, (str, os.PathLike)) else encoder
+        return _Member(str(name), encoder, fingerprint, query_prompt, document_prompt, spec_for_workers)
 
     @property
     def names(self) -> list[str]:
@@ -259,27 +307,27 @@ class EmbedderEnsemble:
         ).hexdigest()
 
     # ------------------------------------------------------------------ encoding
-    def _encode_member(self, index: int, texts: list[str], prompt: str | None) -> np.ndarray:
+    def _encode_member(
+        self, index: int, texts: list[str], prompt: str | None, remote: bool = False
+    ) -> np.ndarray:
         member = self.members[index]
         if not texts:
             return np.zeros((0, self._dims[index] or 0), dtype=np.float32)
-        kwargs: dict[str, Any] = {"batch_size": self.batch_size}
-        is_st = hasattr(member.encoder, "tokenize") and hasattr(member.encoder, "state_dict")
-        if is_st:
-            kwargs.update(convert_to_numpy=True, show_progress_bar=False, normalize_embeddings=False)
-            if prompt:
-                kwargs["prompt"] = prompt
-            inputs = texts
-        else:
-            inputs = [f"{prompt}{t}" for t in texts] if prompt else texts
         self.encode_calls += len(texts)
-        try:
-            vectors = member.encoder.encode(inputs, **kwargs)
-        except TypeError:
-            vectors = member.encoder.encode(inputs)
-        if hasattr(vectors, "detach"):
-            vectors = vectors.detach().cpu().numpy()
-        vectors = np.asarray(vectors, dtype=np.float32)
+        if remote:
+            from hn_plugins.ray_backend import ray_encode
+
+            vectors = ray_encode(
+                member.spec,
+                texts,
+                prompt,
+                batch_size=self.batch_size,
+                workers=self.ray_workers,
+                ray_address=self.ray_address,
+                trust_remote_code=self.trust_remote_code,
+            )
+        else:
+            vectors = encode_texts(member.encoder, texts, prompt, self.batch_size)
         if vectors.ndim != 2 or vectors.shape[0] != len(texts):
             raise EmbeddingError(
                 f"Member {member.name!r} returned shape {vectors.shape} for {len(texts)} texts; "
@@ -353,7 +401,9 @@ class EmbedderEnsemble:
             )
             for start in range(0, len(todo), chunk_size):
                 rows = todo[start : start + chunk_size]
-                vectors = self._encode_member(i, [texts[r] for r in rows], member.document_prompt)
+                vectors = self._encode_member(
+                    i, [texts[r] for r in rows], member.document_prompt, remote=self.backend == "ray"
+                )
                 if out is None:
                     out = np.zeros((len(ids), vectors.shape[1]), dtype=np.float32)
                 elif out.shape[1] != vectors.shape[1]:

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PIP="python3 -m pip install --disable-pip-version-check -q -c scripts/constraints.txt"
 $PIP "torch==2.13.0"
 $PIP hatchling editables
-$PIP -e ".[all,dev]"
+$PIP -e ".[all,dev,ray]"
 $PIP -e ./evaluation
 $PIP -e ./integrations/llama-index
 $PIP -e "./integrations/haystack[qdrant]"

@@ -56,6 +56,19 @@ def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--query-prompts", default=None, help="comma-separated query prompts, one per model (empty for none)"
     )
+    parser.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="where documents are embedded: this process, or Ray Data actors (pip install 'hn-plugins[ray]'; "
+        "a local Ray cluster unless --ray-address)",
+    )
+    parser.add_argument(
+        "--ray-workers", type=int, default=None, help="Ray actors per model (default: one per cluster CPU)"
+    )
+    parser.add_argument(
+        "--ray-address", default=None, help="Ray cluster address, e.g. ray://head:10001 (default: local)"
+    )
 
 
 def build_miner(args: argparse.Namespace, show_progress_bar: bool = True):  # type: ignore[no-untyped-def]
@@ -77,6 +90,9 @@ def build_miner(args: argparse.Namespace, show_progress_bar: bool = True):  # ty
             batch_size=args.batch_size,
             query_prompts=prompts,
             show_progress_bar=show_progress_bar,
+            backend=args.backend,
+            ray_workers=args.ray_workers,
+            ray_address=args.ray_address,
         )
     reducer = PCAReducer(variance=args.variance) if 0.0 < args.variance < 1.0 else None
     return HardNegativeMiner(
