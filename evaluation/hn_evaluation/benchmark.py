@@ -45,6 +45,7 @@ import numpy as np
 
 from hn_plugins.data import DatasetError, RetrievalDataset
 from hn_plugins.mining.default_selector import DEFAULT_FALLBACK_MARGIN, DEFAULT_RANDOM_NEGATIVES
+from hn_plugins.models import DEFAULT_ENSEMBLE
 
 from .first_stage import BM25Retriever, DenseRetriever, encode_texts
 from .metrics import EvaluationError, judged_queries, rank_documents
@@ -650,7 +651,7 @@ def run_benchmark(
     *,
     kind: Literal["bi", "cross"] = "bi",
     base_model: str = "all-MiniLM-L6-v2",
-    models: str | Sequence[str] = ("all-MiniLM-L6-v2", "static-model"),
+    models: str | Sequence[str] = DEFAULT_ENSEMBLE,
     variance: float = 0.95,
     num_negatives: int = 1,
     candidates: int = 100,

@@ -12,11 +12,13 @@ import logging
 import sys
 from pathlib import Path
 
+from hn_plugins.models import DEFAULT_ENSEMBLE
+
 logger = logging.getLogger(__name__)
 
 
 #: the cross-encoder distillation's teacher when --teacher-models is not given
-DEFAULT_TEACHERS = "all-MiniLM-L6-v2,static-model"
+DEFAULT_TEACHERS = ",".join(DEFAULT_ENSEMBLE)
 #: options only the cross-encoder distillation reads: argparse name -> bootstrap_cross_encoder keyword
 _CROSS_ONLY = {
     "teacher_models": None,

@@ -12,6 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+from hn_plugins.models import DEFAULT_ENSEMBLE
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,9 +29,7 @@ def run(args: argparse.Namespace) -> int:
     test = load_demo_dataset("test")
     sys.stdout.write(f"# 1. data: {train!r}\n#          {test!r}\n")
 
-    ensemble = EmbedderEnsemble(
-        ["all-MiniLM-L6-v2", "static-model"], cache_dir=out / "cache", show_progress_bar=True
-    )
+    ensemble = EmbedderEnsemble(list(DEFAULT_ENSEMBLE), cache_dir=out / "cache", show_progress_bar=True)
     miner = HardNegativeMiner(
         ensemble,
         PCAReducer(variance=0.95),

@@ -23,7 +23,8 @@ def import_evaluation() -> Any:
     """Import ``hn_evaluation`` or say how to install it.
 
     Raises:
-        ImportError: naming ``pip install -e ./evaluation`` (distribution ``hn-evaluation``).
+        ImportError: naming ``pip install -e ./evaluation`` (distribution ``hn-evaluation``) when it is not
+            installed; the original error when it is installed but one of its own imports fails.
 
     Example:
         >>> import_evaluation().__name__  # doctest: +SKIP
@@ -32,6 +33,8 @@ def import_evaluation() -> Any:
     try:
         import hn_evaluation
     except ImportError as exc:
+        if exc.name != "hn_evaluation":  # installed, but something it imports is missing or broken: say what
+            raise
         raise ImportError(
             "This command needs the evaluation package hn-evaluation: pip install -e ./evaluation "
             "(from the hn-plugins repository)."

@@ -7,9 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
+from hn_plugins.models import DEFAULT_ENSEMBLE
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODELS = "all-MiniLM-L6-v2,static-model"
+DEFAULT_MODELS = ",".join(DEFAULT_ENSEMBLE)
 
 
 def add_mining_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from hn_plugins import __version__
 from hn_plugins.data import DatasetError, RetrievalDataset
+from hn_plugins.models import DEFAULT_ENSEMBLE
 from hn_plugins.training.evaluator import RerankingMRREvaluator, mrr_at_k
 from hn_plugins.training.model_folder import (
     CURVE_FILE,
@@ -202,7 +203,7 @@ def _doc_text(title: str, text: str) -> str:
 
 def bootstrap_cross_encoder(
     data: RetrievalDataset | Mapping[str, tuple[str, str]],
-    teacher: Any = ("all-MiniLM-L6-v2", "static-model"),
+    teacher: Any = DEFAULT_ENSEMBLE,
     *,
     base_model: str | os.PathLike[str] = "all-MiniLM-L6-v2",
     output_dir: str | os.PathLike[str] = "models/bootstrap",

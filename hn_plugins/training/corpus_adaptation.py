@@ -25,6 +25,7 @@ from typing import Any
 
 from hn_plugins import __version__
 from hn_plugins.data import DatasetError, RetrievalDataset
+from hn_plugins.models import DEFAULT_ENSEMBLE
 from hn_plugins.training.bootstrap import _corpus_of, make_pseudo_queries
 from hn_plugins.training.model_folder import (
     TrainingError,
@@ -55,7 +56,7 @@ def adapt_bi_encoder(
     min_pseudo_queries: int = 100,
     check_top_k: int | None = 100,
     negatives: str = "in-batch",
-    mining_models: Sequence[Any] = ("all-MiniLM-L6-v2", "static-model"),
+    mining_models: Sequence[Any] = DEFAULT_ENSEMBLE,
     cache_dir: str | os.PathLike[str] | None = None,
     seed: int = 0,
     device: str | None = None,

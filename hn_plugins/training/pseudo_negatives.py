@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hn_plugins.models import DEFAULT_ENSEMBLE
 from hn_plugins.training.bootstrap import PseudoQuery, _doc_text
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def mine_pseudo_query_negatives(
     corpus: Mapping[str, tuple[str, str]],
     pairs: Sequence[PseudoQuery],
     *,
-    models: Sequence[Any] = ("all-MiniLM-L6-v2", "static-model"),
+    models: Sequence[Any] = DEFAULT_ENSEMBLE,
     variance: float = 0.95,
     seed: int = 0,
     cache_dir: str | os.PathLike[str] | None = None,

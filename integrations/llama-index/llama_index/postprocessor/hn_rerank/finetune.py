@@ -22,6 +22,7 @@ from llama_index.postprocessor.hn_rerank.base import HardNegativeRerank
 from llama_index.postprocessor.hn_rerank.data import IndexSource, QAPairs, dataset_from_index
 
 from hn_plugins.data import RetrievalDataset
+from hn_plugins.models import DEFAULT_ENSEMBLE
 
 if TYPE_CHECKING:
     from hn_plugins.mining.result import MiningResult
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["DEFAULT_MINING_MODELS", "HardNegativeFinetuneEngine"]
 
 #: The embedding ensemble that mines negatives by default: two diverse bi-encoders that install from PyPI.
-DEFAULT_MINING_MODELS: tuple[str, ...] = ("all-MiniLM-L6-v2", "static-model")
+DEFAULT_MINING_MODELS: tuple[str, ...] = DEFAULT_ENSEMBLE
 
 
 class HardNegativeFinetuneEngine:

@@ -13,6 +13,7 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 
 from hn_plugins.cascade import CascadeReranker
+from hn_plugins.models import DEFAULT_ENSEMBLE
 from hn_plugins.reranker import RERANKER_BACKENDS, Reranker, RerankerLoadError, load_reranker
 
 if TYPE_CHECKING:
@@ -300,7 +301,7 @@ class HardNegativeRanker:
         filters: dict[str, Any] | None = None,
         base_model: str = "cross-encoder/ms-marco-MiniLM-L6-v2",
         kind: Literal["cross", "bi"] = "cross",
-        models: Sequence[str] = ("all-MiniLM-L6-v2", "static-model"),
+        models: Sequence[str] = DEFAULT_ENSEMBLE,
         variance: float | None = 0.95,
         selector: str = "paper",
         num_negatives: int = 1,

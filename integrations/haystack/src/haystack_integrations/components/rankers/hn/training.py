@@ -16,6 +16,7 @@ from haystack import Document
 from haystack_integrations.components.rankers.hn.ranker import document_text
 
 from hn_plugins.data import DatasetError, RetrievalDataset
+from hn_plugins.models import DEFAULT_ENSEMBLE
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +241,7 @@ def train_from_document_store(
     filters: dict[str, Any] | None = None,
     base_model: str = "cross-encoder/ms-marco-MiniLM-L6-v2",
     kind: Literal["cross", "bi"] = "cross",
-    models: Sequence[str] = ("all-MiniLM-L6-v2", "static-model"),
+    models: Sequence[str] = DEFAULT_ENSEMBLE,
     variance: float | None = 0.95,
     selector: str = "paper",
     num_negatives: int = 1,
