@@ -145,3 +145,10 @@ def test_retrain_loop_embeds_only_changes_and_promotes_only_gains(shared_data, t
     assert main(["retrain", str(data), *common, "--min-improvement", "0.5"]) == 0
     assert "Nothing changed" in capsys.readouterr().out
     assert list(registry.versions) == ["v0001", "v0002"]
+
+
+def test_cli_missing_data_is_a_clear_error_and_creates_no_registry(tmp_path, capsys):
+    code = main(["retrain", str(tmp_path / "no-such-folder"), "--registry", str(tmp_path / "r")])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -24,7 +24,10 @@ def run(args: argparse.Namespace) -> int:
             f"--split and --eval-split are both {args.split!r}; the promotion check must use queries the candidate "
             "did not train on (e.g. --eval-split test)."
         )
-    job = RetrainingJob(  # checks its settings before any data loads
+    train = load_data(args.data, args.split, args.drop_empty)
+    evaluation = load_data(args.data, args.eval_split, args.drop_empty)
+    logger.info("Loaded %r and %r", train, evaluation)
+    job = RetrainingJob(  # creates the registry folder: only once the data has loaded
         args.registry,
         base_model=args.base_model,
         kind=args.kind,
@@ -46,9 +49,6 @@ def run(args: argparse.Namespace) -> int:
         start_from=args.start_from,
         max_p_value=args.max_p_value,
     )
-    train = load_data(args.data, args.split, args.drop_empty)
-    evaluation = load_data(args.data, args.eval_split, args.drop_empty)
-    logger.info("Loaded %r and %r", train, evaluation)
     result = job.run(train, evaluation, force=args.force)
     sys.stdout.write(result.format_summary() + "\n")
     if args.json is not None:
