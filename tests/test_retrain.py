@@ -152,3 +152,34 @@ def test_cli_missing_data_is_a_clear_error_and_creates_no_registry(tmp_path, cap
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_cli_qa_json_needs_held_out_pairs(tmp_path, capsys):
+    qa = tmp_path / "qa.json"
+    qa.write_text(
+        json.dumps({"queries": {"q": "what"}, "corpus": {"d": "text"}, "relevant_docs": {"q": ["d"]}})
+    )
+    assert main(["retrain", str(qa), "--registry", str(tmp_path / "r")]) == 2
+    assert "has no splits; give the held-out QA pairs" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_retrain_from_llamaindex_qa_json_with_held_out_pairs(shared_data, tmp_path):
+    """QA pairs as LlamaIndex writes them: one file to train on, another (same corpus) for the promotion check."""
+    for split in ("train", "test"):
+        data = load_beir(shared_data / "medline", split=split)
+        qa = {
+            "queries": {q: data.queries[q] for q in data.judged_query_ids},
+            "corpus": {d: data.document_text(d) for d in data.doc_ids},
+            "relevant_docs": {q: sorted(data.positives(q)) for q in data.judged_query_ids},
+        }
+        (tmp_path / f"{split}.json").write_text(json.dumps(qa))
+    args = ["retrain", str(tmp_path / "train.json"), "--eval-data", str(tmp_path / "test.json")]
+    args += ["--registry", str(tmp_path / "registry"), "--models", "static-model", "--selection", "holdout"]
+    args += ["--epochs", "1", "--max-length", "64", "--top-k", "20", "--json", str(tmp_path / "r.json")]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["version"] == "v0001" and result["documents"]["static-model"]["embedded"] == 1033
+    meta = ModelRegistry(tmp_path / "registry").versions["v0001"]["retrain"]
+    assert meta["train"]["queries"] == 12 and meta["evaluation"]["queries"] == 18  # medline SOURCE.md

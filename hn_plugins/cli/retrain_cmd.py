@@ -19,13 +19,19 @@ def run(args: argparse.Namespace) -> int:
     from hn_plugins.cli.mine_cmd import load_data
     from hn_plugins.retrain import RetrainingJob
 
-    if args.split == args.eval_split:
+    eval_data = args.eval_data if args.eval_data is not None else args.data
+    if args.data.is_file() and args.eval_data is None:
+        raise ValueError(
+            f"{args.data} is a QA JSON file, which has no splits; give the held-out QA pairs of the promotion check "
+            "with --eval-data FILE."
+        )
+    if eval_data == args.data and args.split == args.eval_split:
         raise ValueError(
             f"--split and --eval-split are both {args.split!r}; the promotion check must use queries the candidate "
             "did not train on (e.g. --eval-split test)."
         )
     train = load_data(args.data, args.split, args.drop_empty)
-    evaluation = load_data(args.data, args.eval_split, args.drop_empty)
+    evaluation = load_data(eval_data, args.eval_split, args.drop_empty)
     logger.info("Loaded %r and %r", train, evaluation)
     job = RetrainingJob(  # creates the registry folder: only once the data has loaded
         args.registry,
@@ -67,7 +73,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "if its MRR@10 on --eval-split beats the current version's (the base model's before the first promotion) "
         "by more than --min-improvement. Nothing is recomputed when data and settings are unchanged.",
     )
-    parser.add_argument("data", type=Path, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+    parser.add_argument(
+        "data", type=Path, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or LlamaIndex QA JSON file"
+    )
+    parser.add_argument(
+        "--eval-data",
+        type=Path,
+        default=None,
+        help="where the promotion check's judged queries are (default: DATA, split --eval-split); needed when DATA "
+        "is a QA JSON file",
+    )
     parser.add_argument("--registry", type=Path, required=True, help="registry folder (created if missing)")
     parser.add_argument("--split", default="train", help="qrels split to mine and train on (default: train)")
     parser.add_argument(
