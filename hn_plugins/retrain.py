@@ -25,7 +25,8 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,7 +38,37 @@ from hn_plugins.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RetrainingJob", "RetrainingResult", "data_fingerprint"]
+__all__ = ["RetrainingError", "RetrainingJob", "RetrainingResult", "data_fingerprint"]
+
+#: Lock file a running retraining holds in the registry folder.
+LOCK_FILE = ".hn-retrain.lock"
+
+
+class RetrainingError(ValueError):
+    """Raised when a retraining cannot start (another one holds the registry)."""
+
+
+@contextmanager
+def registry_lock(root: Path) -> Iterator[None]:
+    """Hold the registry's retraining lock, or fail at once if another process holds it (POSIX ``flock``)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        logger.warning("No file locking on this platform: do not run two retrainings on %s at once.", root)
+        yield
+        return
+    with open(root / LOCK_FILE, "w", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RetrainingError(
+                f"Another retraining is running on {root} (it holds {root / LOCK_FILE}); wait for it to finish. "
+                "Nothing was changed."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def data_fingerprint(*datasets: RetrievalDataset) -> str:
@@ -268,6 +299,7 @@ class RetrainingJob:
         Raises:
             DatasetError: ``train`` has no judged query, or ``evaluation`` has none.
             ValueError: the evaluation queries overlap the training queries.
+            RetrainingError: another retraining holds this registry.
         """
         if not train.judged_query_ids:
             raise DatasetError(f"{train.name!r} has no judged query to mine and train on; add QA pairs.")
@@ -282,6 +314,12 @@ class RetrainingJob:
                 f"{len(overlap)} evaluation queries are also training queries (first: {overlap[:3]}); hold them out "
                 "of training, or the promotion check measures memorisation."
             )
+        with registry_lock(self.registry.root):
+            return self._run_locked(train, evaluation, force)
+
+    def _run_locked(
+        self, train: RetrievalDataset, evaluation: RetrievalDataset, force: bool
+    ) -> RetrainingResult:
         fingerprint = self.fingerprint(train, evaluation)
         last = self._last_retrained()
         if not force and last is not None and last[1]["retrain"].get("fingerprint") == fingerprint:

@@ -10,7 +10,7 @@ import pytest
 from hn_plugins.cli import main
 from hn_plugins.data import DatasetError, RetrievalDataset, load_beir
 from hn_plugins.registry import ModelRegistry
-from hn_plugins.retrain import RetrainingJob, data_fingerprint
+from hn_plugins.retrain import RetrainingError, RetrainingJob, data_fingerprint, registry_lock
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +183,15 @@ def test_retrain_from_llamaindex_qa_json_with_held_out_pairs(shared_data, tmp_pa
     assert result["version"] == "v0001" and result["documents"]["static-model"]["embedded"] == 1033
     meta = ModelRegistry(tmp_path / "registry").versions["v0001"]["retrain"]
     assert meta["train"]["queries"] == 12 and meta["evaluation"]["queries"] == 18  # medline SOURCE.md
+
+
+def test_a_second_retraining_on_the_same_registry_is_refused(medline, tmp_path):
+    train, test = medline
+    job = RetrainingJob(tmp_path / "registry", mining_models=["static-model"])
+    held = registry_lock(tmp_path / "registry")  # as another process running hn retrain would hold it
+    with held, pytest.raises(RetrainingError, match="Another retraining is running"):
+        job.run(train, test)
+    assert ModelRegistry(tmp_path / "registry").versions == {}
+    assert not (tmp_path / "registry" / "embedding-cache").exists()
+    with registry_lock(tmp_path / "registry"):  # released after each holder: it can be taken again
+        pass
