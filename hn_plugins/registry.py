@@ -8,7 +8,8 @@ Layout::
       versions/v0002/
 
 The LlamaIndex postprocessor, the Haystack ranker and :func:`hn_plugins.reranker.load_reranker` accept the
-registry folder itself and load its current version.
+registry folder itself and load its current version; the two adapters check it before each query and load the
+new current version after a promotion or a rollback (:func:`registry_version`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,27 @@ from hn_plugins.reranker import REGISTRY_MARKER
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelRegistry"]
+__all__ = ["ModelRegistry", "registry_version"]
+
+
+def registry_version(path: str | os.PathLike[str]) -> str | None:
+    """The current version of the registry folder at ``path``; ``None`` if ``path`` is not a registry folder.
+
+    The adapters call it before each query to follow promotions and rollbacks (one small JSON read).
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> registry_version(root) is None, registry_version(ModelRegistry(root / "r").root) is None
+        (True, True)
+    """
+    marker = Path(path) / REGISTRY_MARKER
+    try:
+        state = json.loads(marker.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    current = state.get("current")
+    return str(current) if current else None
 
 
 class ModelRegistry:

@@ -397,3 +397,39 @@ def test_prerank_model_lets_the_cross_encoder_rescore_only_its_top_documents(
     )
     assert got == [d.id for d in by_cross["documents"]] + by_bi[2:]
     assert HardNegativeRanker.from_dict(cascade.to_dict()).to_dict() == cascade.to_dict()
+
+
+def test_follows_promotions_and_rollbacks_of_a_registry(
+    tmp_path: Path, reranker_dir: Path, faq_documents: list[Document]
+) -> None:
+    import json
+
+    from hn_plugins.models import load_sentence_transformer
+    from hn_plugins.registry import ModelRegistry
+    from hn_plugins.reranker import RERANKER_MARKER, load_reranker
+
+    static_dir = tmp_path / "static-reranker"  # a second, different bi-encoder reranker: the static model
+    load_sentence_transformer("static-model").save(str(static_dir))
+    (static_dir / RERANKER_MARKER).write_text(json.dumps({"kind": "bi"}), encoding="utf-8")
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.register(reranker_dir, promote=True)
+    documents = faq_documents[:10]
+    query = "How do I make a Python script executable on Unix?"
+    ranker = HardNegativeRanker(model=registry.root, top_k=10, device=ComponentDevice.from_str("cpu"))
+    ranker.warm_up()
+
+    def served() -> dict[str, float]:
+        return {d.id: d.score for d in ranker.run(query=query, documents=documents)["documents"]}
+
+    def expected(version: str) -> dict[str, float]:
+        texts = [document_text(d, [], "\n") for d in documents]
+        scores = load_reranker(registry.path(version)).score(query, texts)
+        return {d.id: float(s) for d, s in zip(documents, scores, strict=True)}
+
+    first = served()
+    assert first == pytest.approx(expected("v0001"), abs=1e-5)
+    registry.register(static_dir, promote=True)  # what hn retrain does after a better candidate
+    second = served()
+    assert second == pytest.approx(expected("v0002"), abs=1e-5) and second != pytest.approx(first, abs=1e-3)
+    registry.rollback()
+    assert served() == pytest.approx(first, abs=1e-5)

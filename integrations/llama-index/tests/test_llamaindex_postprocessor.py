@@ -267,3 +267,37 @@ def test_prerank_model_lets_the_cross_encoder_rescore_only_its_top_nodes(
     assert HardNegativeRerank.from_dict(data).kind == "cascade"
     with pytest.raises(ValueError, match="prerank_top_n"):
         HardNegativeRerank(model=folder, prerank_model=bi_reranker_dir, prerank_top_n=0)
+
+
+def test_follows_promotions_and_rollbacks_of_a_registry(
+    tmp_path: Path, bi_reranker_dir: Path, faq_subset: dict[str, Any]
+) -> None:
+    from hn_plugins.models import load_sentence_transformer
+    from hn_plugins.registry import ModelRegistry
+    from hn_plugins.reranker import RERANKER_MARKER, load_reranker
+
+    static_dir = tmp_path / "static-reranker"  # a second, different bi-encoder reranker: the static model
+    load_sentence_transformer("static-model").save(str(static_dir))
+    (static_dir / RERANKER_MARKER).write_text(json.dumps({"kind": "bi"}), encoding="utf-8")
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.register(bi_reranker_dir, promote=True)
+    rerank = HardNegativeRerank(model=registry.root, top_n=12, device="cpu", fuse_retrieval_score=False)
+    texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in _candidates(faq_subset)]
+
+    def served() -> dict[str, float]:
+        return {
+            n.node.node_id: n.score
+            for n in rerank.postprocess_nodes(_candidates(faq_subset), query_str=QUERY)
+        }
+
+    def expected(version: str) -> dict[str, float]:
+        scores = load_reranker(registry.path(version)).score(QUERY, texts)
+        return {n.node.node_id: float(s) for n, s in zip(_candidates(faq_subset), scores, strict=True)}
+
+    first = served()
+    assert first == pytest.approx(expected("v0001"), abs=1e-5)
+    registry.register(static_dir, promote=True)  # what hn retrain does after a better candidate
+    second = served()
+    assert second == pytest.approx(expected("v0002"), abs=1e-5) and second != pytest.approx(first, abs=1e-3)
+    registry.rollback()
+    assert served() == pytest.approx(first, abs=1e-5)

@@ -20,6 +20,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from hn_plugins.cascade import CascadeReranker
+from hn_plugins.registry import registry_version
 from hn_plugins.reranker import load_reranker
 
 if TYPE_CHECKING:
@@ -39,9 +40,10 @@ class HardNegativeRerank(BaseNodePostprocessor):
     """Rerank retrieved nodes with a reranker fine-tuned on hard negatives mined from your own index.
 
     Accepts a folder written by our trainer (a cross-encoder, or a bi-encoder used as a reranker), a model
-    registry folder (its ``current`` version is used), a plain sentence-transformers cross-encoder folder,
-    or a cross-encoder hub name such as ``cross-encoder/ms-marco-MiniLM-L6-v2``. The model is loaded once,
-    when the postprocessor is created. Nodes are scored on ``node.get_content(metadata_mode=...)``
+    registry folder (its ``current`` version, followed: a promotion or a rollback takes effect at the next query),
+    a plain sentence-transformers cross-encoder folder, or a cross-encoder hub name such as
+    ``cross-encoder/ms-marco-MiniLM-L6-v2``. The model is loaded when the postprocessor is created (and again when
+    a registry's current version changes). Nodes are scored on ``node.get_content(metadata_mode=...)``
     (``EMBED`` by default, like :class:`SentenceTransformerRerank`), so the reranker sees the same text it
     was fine-tuned on by :meth:`from_index`.
 
@@ -112,6 +114,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
     prerank_top_n: int = Field(default=20, description="Nodes of the prerank model that `model` re-scores.")
 
     _reranker: Any = PrivateAttr()
+    _registry_version: str | None = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -148,19 +151,35 @@ class HardNegativeRerank(BaseNodePostprocessor):
             prerank_top_n=prerank_top_n,
             callback_manager=callback_manager or CallbackManager([]),
         )
+        self._load()
+
+    def _load(self) -> None:
+        """Load ``model`` (a registry folder: its current version) and the optional prerank model."""
+        self._registry_version = registry_version(self.model)
         self._reranker = load_reranker(
             self.model,
-            device=device,
-            batch_size=batch_size,
-            trust_remote_code=trust_remote_code,
-            backend=backend,  # type: ignore[arg-type]
+            device=self.device,
+            batch_size=self.batch_size,
+            trust_remote_code=self.trust_remote_code,
+            backend=self.backend,  # type: ignore[arg-type]
         )
         if self.prerank_model is not None:
             fast = load_reranker(
-                self.prerank_model, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
+                self.prerank_model,
+                device=self.device,
+                batch_size=self.batch_size,
+                trust_remote_code=self.trust_remote_code,
             )
-            self._reranker = CascadeReranker(fast, self._reranker, top_k=prerank_top_n)
+            self._reranker = CascadeReranker(fast, self._reranker, top_k=self.prerank_top_n)
         logger.info("HardNegativeRerank loaded %s (%s reranker)", self.model, self._reranker.kind)
+
+    def _follow_registry(self) -> None:
+        """With a registry folder as ``model``: load the new current version after a promotion or a rollback."""
+        if self._registry_version is not None and registry_version(self.model) != self._registry_version:
+            logger.info(
+                "Registry %s: current version changed from %s; reloading.", self.model, self._registry_version
+            )
+            self._load()
 
     @classmethod
     def class_name(cls) -> str:
@@ -247,6 +266,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
         if len(nodes) == 0:
             dispatcher.event(ReRankEndEvent(nodes=[]))
             return []
+        self._follow_registry()
         texts = self._node_texts(nodes)
 
         with self.callback_manager.event(

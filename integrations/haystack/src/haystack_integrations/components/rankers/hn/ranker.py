@@ -14,6 +14,7 @@ from haystack.utils import ComponentDevice
 
 from hn_plugins.cascade import CascadeReranker
 from hn_plugins.models import DEFAULT_ENSEMBLE
+from hn_plugins.registry import registry_version
 from hn_plugins.reranker import RERANKER_BACKENDS, Reranker, RerankerLoadError, load_reranker
 
 if TYPE_CHECKING:
@@ -50,9 +51,9 @@ class HardNegativeRanker:
 
     ``model`` is a folder written by hn-plugins' trainer (``hn train`` or
     :meth:`HardNegativeRanker.from_document_store`; a cross-encoder or a bi-encoder reranker, told apart by
-    the ``hn_reranker.json`` the trainer writes), a model registry folder (its current version is used), a
-    plain sentence-transformers cross-encoder folder, or a cross-encoder hub name such as
-    ``cross-encoder/ms-marco-MiniLM-L6-v2``. The model loads in :meth:`warm_up` (``run`` calls it when
+    the ``hn_reranker.json`` the trainer writes), a model registry folder (its current version, followed: a
+    promotion or a rollback takes effect at the next query), a plain sentence-transformers cross-encoder folder,
+    or a cross-encoder hub name such as ``cross-encoder/ms-marco-MiniLM-L6-v2``. The model loads in :meth:`warm_up` (``run`` calls it when
     needed).
 
     Scores are what the reranker gives, as Python floats, higher is more relevant: the cosine similarity for a
@@ -150,6 +151,7 @@ class HardNegativeRanker:
         self.prerank_model = None if prerank_model is None else str(prerank_model)
         self.prerank_top_k = prerank_top_k
         self._reranker: Reranker | None = None
+        self._registry_version: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def warm_up(self) -> None:
@@ -167,6 +169,7 @@ class HardNegativeRanker:
                 "HardNegativeRanker runs on one device; pass a single ComponentDevice, not a device map."
             )
         device = resolved.to_torch_str()
+        self._registry_version = registry_version(self.model)
         reranker = self._load("model", self.model, device, self.backend)
         if self.prerank_model is not None:
             fast = self._load("prerank_model", self.prerank_model, device, "torch")
@@ -271,6 +274,11 @@ class HardNegativeRanker:
                 f"(ids: {missing[:5]}). The ranker scores text only: drop such documents before ranking "
                 "(for example with a DocumentCleaner or a filter), or give them content."
             )
+        if self._registry_version is not None and registry_version(self.model) != self._registry_version:
+            logger.info(
+                "Registry %s: current version changed from %s; reloading.", self.model, self._registry_version
+            )
+            self._reranker = None  # a promotion or a rollback since warm_up(): load the new current version
         self.warm_up()
         assert self._reranker is not None
 
