@@ -22,31 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hn_plugins.reranker import REGISTRY_MARKER
+from hn_plugins.reranker import REGISTRY_MARKER, registry_version
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ModelRegistry", "registry_version"]
-
-
-def registry_version(path: str | os.PathLike[str]) -> str | None:
-    """The current version of the registry folder at ``path``; ``None`` if ``path`` is not a registry folder.
-
-    The adapters call it before each query to follow promotions and rollbacks (one small JSON read).
-
-    Example:
-        >>> import tempfile
-        >>> root = Path(tempfile.mkdtemp())
-        >>> registry_version(root) is None, registry_version(ModelRegistry(root / "r").root) is None
-        (True, True)
-    """
-    marker = Path(path) / REGISTRY_MARKER
-    try:
-        state = json.loads(marker.read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    current = state.get("current")
-    return str(current) if current else None
 
 
 class ModelRegistry:

@@ -35,6 +35,7 @@ __all__ = [
     "folder_fusion",
     "fuse_with_first_stage",
     "load_reranker",
+    "registry_version",
     "zero_shot_model_name",
 ]
 
@@ -267,12 +268,34 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise RerankerLoadError(f"Cannot read {path}: {exc}.") from exc
 
 
+def registry_version(path: str | os.PathLike[str]) -> str | None:
+    """The current version of the registry folder at ``path``; ``None`` if ``path`` is not a registry folder or no
+    version is current yet.
+
+    The adapters call it before each query to follow promotions and rollbacks (one small JSON read).
+
+    Raises:
+        RerankerLoadError: the registry's ``registry.json`` cannot be read.
+
+    Example:
+        >>> import tempfile
+        >>> from hn_plugins.registry import ModelRegistry
+        >>> root = Path(tempfile.mkdtemp())
+        >>> registry_version(root) is None, registry_version(ModelRegistry(root / "r").root) is None
+        (True, True)
+    """
+    marker = Path(path) / REGISTRY_MARKER
+    if not marker.is_file():
+        return None
+    current = _read_json(marker).get("current")
+    return str(current) if current else None
+
+
 def _registry_current(folder: Path) -> Path:
-    meta = _read_json(folder / REGISTRY_MARKER)
-    current = meta.get("current")
-    if not current:
+    current = registry_version(folder)
+    if current is None:
         raise RerankerLoadError(f"Model registry {folder} has no current version; promote one first.")
-    return folder / "versions" / str(current)
+    return folder / "versions" / current
 
 
 def _fusion_of(meta: dict[str, Any], folder: Path) -> ScoreFusion | None:

@@ -336,8 +336,9 @@ class RetrainingJob:
             trained = self._train(mined, train, staging)
             seconds["train"] = time.perf_counter() - start
             start = time.perf_counter()
-            baseline = self.registry.current or self._baseline_spec()
-            candidate_mrr, baseline_mrr, p_value = self._compare(evaluation, trained, self._baseline_spec())
+            baseline_spec = self._baseline_spec()
+            baseline = self.registry.current or baseline_spec
+            candidate_mrr, baseline_mrr, p_value = self._compare(evaluation, trained, baseline_spec)
             seconds["evaluate"] = time.perf_counter() - start
             promote = candidate_mrr > baseline_mrr + self.min_improvement and p_value <= self.max_p_value
             metadata = {

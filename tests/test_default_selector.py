@@ -101,9 +101,10 @@ def test_default_negatives_equal_a_brute_force_of_paper_then_fallback_plus_one_r
     assert set(got) == set(expected) and len(result.records) == len(cranfield_slice.positive_pairs())
     sources = [source for _, source in expected.values()]
     assert "paper" in sources and "fallback" in sources  # both parts are exercised on this slice
-    for key, (hard, _) in expected.items():
+    for key, (hard, source) in expected.items():
         record = got[key]
         assert record.selector == "default"
+        assert miner.selector.sources[key] == ("paper" if source == "paper" else "positive-aware")
         assert record.negative_ids[: len(hard)] == hard, key
         extra = record.negative_ids[len(hard) :]
         assert len(extra) == 1 and extra[0] not in hard  # one random negative, not a duplicate
@@ -132,7 +133,7 @@ def test_default_equals_its_three_selectors_run_separately_and_merged(ensemble, 
             **kwargs,
         )
         parts[name] = miner.fit(cranfield_slice).mine(cranfield_slice).records
-    merged, _ = merge_default_records(parts["paper"], parts["positive-aware"], parts["random"], 1)
+    merged, _, _ = merge_default_records(parts["paper"], parts["positive-aware"], parts["random"], 1)
     assert [r.negative_ids for r in merged] == [r.negative_ids for r in result.records]
 
 
@@ -158,8 +159,8 @@ def test_options_and_bad_values():
     with pytest.raises(ValueError, match="needs an EmbedderEnsemble"):
         HardNegativeMiner(None, selector="default")
     record = TripletRecord("q", "p", [], 0.2, [], [], "paper")
-    merged, counts = merge_default_records([record], [], [], 1)
-    assert merged[0].negative_ids == [] and counts["pairs_without_hard_negative"] == 1
+    merged, counts, sources = merge_default_records([record], [], [], 1)
+    assert merged[0].negative_ids == [] and counts["pairs_without_hard_negative"] == 1 and sources == [None]
 
 
 def test_without_random_negatives_only_hard_ones(ensemble, cranfield_slice, mined):

@@ -314,7 +314,7 @@ def combine_default_negatives(
     from hn_plugins.mining.default_selector import merge_default_records
     from hn_plugins.mining.result import MiningResult
 
-    records, counts = merge_default_records(
+    records, counts, _ = merge_default_records(
         primary.records,
         fallback.records,
         random_result.records if random_result else (),

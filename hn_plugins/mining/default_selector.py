@@ -48,7 +48,7 @@ def merge_default_records(
     random_records: Sequence[TripletRecord] = (),
     random_negatives: int = DEFAULT_RANDOM_NEGATIVES,
     name: str = "default",
-) -> tuple[list[TripletRecord], dict[str, int]]:
+) -> tuple[list[TripletRecord], dict[str, int], list[str | None]]:
     """Merge per-pair records into ``default``'s: the primary's negatives, else the fallback's, plus random ones.
 
     Args:
@@ -59,16 +59,17 @@ def merge_default_records(
         name: the ``selector`` of the merged records.
 
     Returns:
-        The merged records and the counts ``pairs_from_primary``, ``pairs_from_fallback``,
-        ``pairs_without_hard_negative`` and ``random_negatives_added``.
+        The merged records; the counts ``pairs_from_primary``, ``pairs_from_fallback``,
+        ``pairs_without_hard_negative`` and ``random_negatives_added``; and, per merged record, the ``selector`` of
+        the record its hard negatives came from (``None`` where neither part found one).
 
     Example:
         >>> p = [TripletRecord("q", "d1", [], 0.3, [], [], "paper")]
         >>> f = [TripletRecord("q", "d1", ["d5"], 0.3, [0.4], [0.6], "positive-aware")]
         >>> r = [TripletRecord("q", "d1", ["d9"], None, [None], [None], "random")]
-        >>> records, counts = merge_default_records(p, f, r)
-        >>> records[0].negative_ids, counts["pairs_from_fallback"]
-        (['d5', 'd9'], 1)
+        >>> records, counts, sources = merge_default_records(p, f, r)
+        >>> records[0].negative_ids, counts["pairs_from_fallback"], sources
+        (['d5', 'd9'], 1, ['positive-aware'])
     """
     if random_negatives < 0:
         raise ValueError(f"random_negatives must be >= 0, got {random_negatives}.")
@@ -81,6 +82,7 @@ def merge_default_records(
         "random_negatives_added": 0,
     }
     records = []
+    sources: list[str | None] = []
     for rec in primary:
         key = (rec.query_id, rec.positive_id)
         source = rec
@@ -91,6 +93,7 @@ def merge_default_records(
             counts["pairs_from_fallback"] += 1
         else:
             counts["pairs_without_hard_negative"] += 1
+        sources.append(source.selector if source.negative_ids else None)
         negatives = list(source.negative_ids)
         d_q_neg = list(source.d_q_neg) or [None] * len(negatives)
         d_pos_neg = list(source.d_pos_neg) or [None] * len(negatives)
@@ -107,7 +110,7 @@ def merge_default_records(
         records.append(
             TripletRecord(rec.query_id, rec.positive_id, negatives, rec.d_q_pos, d_q_neg, d_pos_neg, name)
         )
-    return records, counts
+    return records, counts, sources
 
 
 class DefaultSelector(NegativeSelector):
@@ -144,18 +147,22 @@ class DefaultSelector(NegativeSelector):
         self.fallback = PositiveAwareSelector(relative_margin=relative_margin)
         self.random = RandomSelector()
         self.random_negatives = random_negatives
+        #: after :meth:`select`: per (query, positive), the selector its hard negatives came from (``"paper"``,
+        #: ``"positive-aware"``, or ``None`` where neither found one); the records themselves all say ``default``
+        self.sources: dict[tuple[str, str], str | None] = {}
 
     def select(self, context: SelectionContext) -> list[TripletRecord]:
         primary = self._run(self.primary, context)
         needy = list(dict.fromkeys(r.query_id for r in primary if not r.negative_ids))
         fallback: list[TripletRecord] = []
         if needy:
-            subset = context.dataset.subset(needy, name=context.dataset.name)
+            subset = context.dataset.subset(needy)
             fallback = self._run(self.fallback, dataclasses.replace(context, dataset=subset))
         random_records = self._run(self.random, context) if self.random_negatives else []
-        records, counts = merge_default_records(
+        records, counts, sources = merge_default_records(
             primary, fallback, random_records, self.random_negatives, self.name
         )
+        self.sources = {(r.query_id, r.positive_id): src for r, src in zip(records, sources, strict=True)}
         for key, value in counts.items():
             self._count(key, value)
         self._count("fallback_queries", len(needy))

@@ -31,9 +31,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PseudoQueryNegatives", "mine_pseudo_query_negatives"]
 
-#: the fallback's margin: the benchmark's ``default`` uses the same (NV-Retriever's TopK-PercPos 95%)
-FALLBACK_RELATIVE_MARGIN = 0.05
-
 
 @dataclass
 class PseudoQueryNegatives:
@@ -79,7 +76,7 @@ def mine_pseudo_query_negatives(
         models: the mining ensemble (names, folders or encoders), L2-normalised and concatenated.
         variance: PCA variance kept (``1.0`` or more: no reduction).
         seed: the miner's seed.
-        cache_dir: embedding cache, so the fallback pass embeds nothing again.
+        cache_dir: embedding cache (a later run embeds only new or changed documents).
         device: torch device for the ensemble.
 
     Returns:
@@ -98,8 +95,8 @@ def mine_pseudo_query_negatives(
     """
     from hn_plugins.data import RetrievalDataset
     from hn_plugins.embedders import EmbedderEnsemble
+    from hn_plugins.mining.default_selector import DefaultSelector
     from hn_plugins.mining.miner import HardNegativeMiner
-    from hn_plugins.mining.selectors import get_selector
     from hn_plugins.reduction import PCAReducer
 
     if not pairs:
@@ -119,20 +116,11 @@ def mine_pseudo_query_negatives(
     )
     ensemble = EmbedderEnsemble(list(models), cache_dir=cache_dir, device=device)
     reducer = PCAReducer(variance=variance) if 0.0 < variance < 1.0 else None
-    miner = HardNegativeMiner(ensemble, reducer, selector="paper", num_negatives=1, seed=seed)
-    miner.fit(dataset)
-    chosen: dict[str, tuple[str, str]] = {}
-    for record in miner.mine(dataset).records:
-        if record.negative_ids:
-            chosen[record.query_id] = (record.negative_ids[0], "paper")
-    empty = [qid for qid in query_ids if qid not in chosen]
-    if empty:
-        # the same fitted space, another rule, only for the pseudo-queries the paper's selector left empty
-        miner.selector = get_selector("positive-aware", relative_margin=FALLBACK_RELATIVE_MARGIN)
-        for record in miner.mine(dataset.subset(empty)).records:
-            if record.negative_ids:
-                chosen[record.query_id] = (record.negative_ids[0], "positive-aware")
-    missing = [qid for qid in empty if qid not in chosen]
+    # what `default` mines, without its random negative: the paper's selector, positive-aware where nothing qualifies
+    selector = DefaultSelector(random_negatives=0)
+    miner = HardNegativeMiner(ensemble, reducer, selector=selector, num_negatives=1, seed=seed)
+    records = {r.query_id: r for r in miner.fit(dataset).mine(dataset).records}
+    missing = [qid for qid in query_ids if not records[qid].negative_ids]
     # reachable only when every other document scores within 5% of the positive
     if missing:  # pragma: no cover
         raise ValueError(
@@ -140,10 +128,9 @@ def mine_pseudo_query_negatives(
             "other document scores within 5% of their own. Adapt with negatives='in-batch' on this corpus."
         )
     passage_of = {p.doc_id: p.passage for p in pairs}
-    doc_ids = [chosen[qid][0] for qid in query_ids]
+    doc_ids = [records[qid].negative_ids[0] for qid in query_ids]
     texts = [passage_of.get(d) or _doc_text(*corpus[d]) for d in doc_ids]
-    negatives = PseudoQueryNegatives(
-        doc_ids, texts, [chosen[qid][1] for qid in query_ids], list(ensemble.names)
-    )
+    selectors = [str(selector.sources[(qid, records[qid].positive_id)]) for qid in query_ids]
+    negatives = PseudoQueryNegatives(doc_ids, texts, selectors, list(ensemble.names))
     logger.info("Mined a hard negative for each of %d pseudo-queries: %s.", len(pairs), negatives.counts())
     return negatives
