@@ -6,7 +6,10 @@
 every judged test query and reranks it with the untrained all-MiniLM-L6-v2 (``zero-shot``), with the fine-tuned
 model, and, when the folder holds a fusion weight chosen on validation, with the fine-tuned scores fused with
 BM25's. Prints a Markdown table of MRR@3, MRR@10, nDCG@10, Recall@10 and Recall@100 per row, then each row's
-MRR@10 difference from zero-shot with its paired permutation p-value. Runs offline (a few minutes on 2 cores).
+MRR@10 difference from zero-shot with its paired permutation p-value. With ``--rag extractive`` (or ``smollm2``, or
+a causal LM's name) it then answers every query from each row's top 3 documents and prints the downstream RAG
+table: context recall/precision and answer F1 / ROUGE-L against each query's positive. Runs offline (a few minutes
+on 2 cores).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from hn_evaluation.benchmark import FusedScorer, first_stage_run, first_stage_scores_by_text
+from hn_evaluation.generators import load_generator
+from hn_evaluation.rag import evaluate_rag
 from hn_evaluation.report import format_markdown_table
 from hn_evaluation.rerank import RerankReport, evaluate_reranking
 from hn_plugins import load_beir, load_reranker
@@ -61,6 +66,11 @@ def main() -> None:
         default=None,
         help="maximum tokens per text for both bi-encoders (default: the fine-tuned folder's training length)",
     )
+    parser.add_argument(
+        "--rag",
+        default=None,
+        help="answer each query from every row's top 3 documents with this generator (extractive, smollm2, ...)",
+    )
     args = parser.parse_args()
 
     # 1. the test split and its BM25 top-k (the first stage every reranker starts from)
@@ -96,6 +106,18 @@ def main() -> None:
     )
     sys.stdout.write(format_markdown_table(report.rows, report.metrics, 3, "row") + "\n\n")
     sys.stdout.write(format_comparison(report) + "\n")
+
+    # 4. downstream: does the better ranking give better answers? (each row's top 3 documents as contexts)
+    if args.rag is not None:
+        rag = evaluate_rag(test, report.runs, load_generator(args.rag), contexts=3)
+        sys.stdout.write(
+            f"\nRAG: top {rag.contexts} documents -> {rag.generator}, reference: {rag.reference}\n"
+        )
+        sys.stdout.write(format_markdown_table(rag.rows, rag.metrics, 3, "row") + "\n")
+        for name, values in rag.compare(baseline="zero-shot", metric="answer_f1").items():
+            sys.stdout.write(
+                f"{name:<20} answer_f1 delta {values['delta']:+.3f}  p = {values['p_value']:.4f}\n"
+            )
 
 
 if __name__ == "__main__":

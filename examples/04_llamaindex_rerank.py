@@ -4,6 +4,10 @@ A LlamaIndex user has an index and QA pairs (the ``EmbeddingQAFinetuneDataset`` 
 negatives among the index's own nodes (embedding ensemble + PCA, the paper's selector), fine-tunes a reranker
 on them and returns a ``HardNegativeRerank`` postprocessor; the query engine then retrieves 20 nodes and keeps
 the reranked best. Retrieval MRR@10 on the held-out test questions is measured without and with the reranker.
+With ``--llm smollm2`` (or a causal LM's hub name or folder) the two query engines also *answer* the test
+questions with that LLM (a LlamaIndex ``CustomLLM`` over ``hn_evaluation``'s ``TransformersGenerator``), each from
+its best ``--rag-contexts`` nodes, and the answers are scored (context recall/precision, answer F1 and ROUGE-L
+against the judged positive) with ``hn_evaluation.rag.score_rag_answers``: downstream RAG quality.
 
 Runs offline on CPU (``HF_HUB_OFFLINE=1``): the embedding model is the packaged all-MiniLM-L6-v2, and since
 no pretrained cross-encoder is packaged, the reranker starts from that bi-encoder (``kind="bi"``). With
@@ -13,6 +17,7 @@ Usage::
 
     HF_HUB_OFFLINE=1 python examples/04_llamaindex_rerank.py
     HF_HUB_OFFLINE=1 python examples/04_llamaindex_rerank.py --data ../shared/data/cranfield --max-docs 800
+    HF_HUB_OFFLINE=1 python examples/04_llamaindex_rerank.py --llm smollm2 --rag-queries 30
 
 Needs: ``pip install -e integrations/llama-index llama-index-embeddings-huggingface`` (and ``-e evaluation``
 for the metrics; without it the recipe computes MRR@10 itself).
@@ -28,9 +33,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from llama_index.core import VectorStoreIndex
-from llama_index.core.llms import MockLLM
+from llama_index.core.llms import CompletionResponse, CompletionResponseGen, CustomLLM, LLMMetadata, MockLLM
+from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.response_synthesizers.no_text import NoText
 from llama_index.core.schema import TextNode
 from llama_index.embeddings.huggingface import HuggingFaceEmbedding
@@ -74,7 +81,87 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top-k", type=int, default=20, help="nodes the retriever hands to the reranker")
+    parser.add_argument(
+        "--llm", default=None, help="answer the test questions with this LLM too (smollm2, or a causal LM)"
+    )
+    parser.add_argument("--rag-contexts", type=int, default=3, help="nodes each answer is written from")
+    parser.add_argument("--rag-queries", type=int, default=30, help="test questions answered by --llm")
     return parser.parse_args()
+
+
+class TransformersLLM(CustomLLM):
+    """A LlamaIndex LLM over ``hn_evaluation.generators.TransformersGenerator`` (greedy, local, offline)."""
+
+    context_window: int = 2048
+    num_output: int = 64
+    model_name: str = "transformers"
+
+    def __init__(self, generator: Any, **kwargs: Any) -> None:
+        super().__init__(num_output=generator.max_new_tokens, model_name=generator.name, **kwargs)
+        self._generator = generator
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(
+            context_window=self.context_window, num_output=self.num_output, model_name=self.model_name
+        )
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return CompletionResponse(text=self._generator.complete(prompt))
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        text = self._generator.complete(prompt)
+        yield CompletionResponse(text=text, delta=text)
+
+
+def answer_with_llm(args: argparse.Namespace, index: Any, model_folder: Any, test: RetrievalDataset) -> str:
+    """Both query engines answer ``--rag-queries`` test questions with ``--llm``; the scored table as text."""
+    from hn_evaluation.generators import load_generator
+    from hn_evaluation.rag import score_rag_answers
+
+    generator = load_generator(args.llm)
+    if not hasattr(generator, "complete"):
+        raise SystemExit(f"--llm needs a language model (smollm2 or a causal LM), got {args.llm!r}.")
+    llm = TransformersLLM(generator)
+    # each engine's LLM reads its best --rag-contexts nodes, in one call (simple_summarize cuts them to fit)
+    engine_kwargs = {"llm": llm, "response_mode": "simple_summarize"}
+    engines = {
+        "retrieval only": index.as_query_engine(similarity_top_k=args.rag_contexts, **engine_kwargs),
+        "retrieval + HardNegativeRerank": index.as_query_engine(
+            similarity_top_k=args.top_k,
+            node_postprocessors=[HardNegativeRerank(model=str(model_folder), top_n=args.rag_contexts)],
+            **engine_kwargs,
+        ),
+    }
+    qids = test.judged_query_ids[: args.rag_queries]
+    answers: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in engines}
+    t = time.perf_counter()
+    for qid in qids:
+        for name, engine in engines.items():
+            response = engine.query(test.queries[qid])
+            answers[name][qid] = {
+                "context_ids": [n.node.node_id for n in response.source_nodes],
+                "response": str(response.response or ""),
+            }
+    logger.info(
+        "%s answered %d questions twice in %.0f s", generator.name, len(qids), time.perf_counter() - t
+    )
+    report = score_rag_answers(test, answers, generator=generator.name, contexts=args.rag_contexts)
+    lines = [
+        f"RAG: {len(qids)} test questions answered by {generator.name} from {args.rag_contexts} nodes; "
+        "reference answer = the judged positive",
+        f"{'query engine':<36}" + "".join(f"{m:>19}" for m in report.metrics),
+    ]
+    for name, values in report.rows.items():
+        lines.append(f"{name:<36}" + "".join(f"{values[m]:>19.4f}" for m in report.metrics))
+    for metric in ("context_recall", "answer_f1"):
+        diff = report.compare("retrieval only", metric=metric)["retrieval + HardNegativeRerank"]
+        lines.append(
+            f"{metric}: {diff['delta']:+.4f} with the reranker (paired permutation p = {diff['p_value']:.4f})"
+        )
+    return "\n".join(lines)
 
 
 def mrr_at_10(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> tuple[dict[str, float], dict]:
@@ -200,8 +287,11 @@ def main() -> None:
         f"{'query engine':<36}" + "".join(f"{m:>11}" for m in names),
         f"{'retrieval only':<36}" + "".join(f"{results['without'][m]:>11.4f}" for m in names),
         f"{'retrieval + HardNegativeRerank':<36}" + "".join(f"{results['with'][m]:>11.4f}" for m in names),
-        f"total {time.perf_counter() - started:.0f} s (mine + fine-tune {finetune_s:.0f} s)",
     ]
+    if args.llm is not None:
+        # 8. downstream: the same two engines answer with a real LLM; are the answers better?
+        rows.append(answer_with_llm(args, index, rerank.model, test))
+    rows.append(f"total {time.perf_counter() - started:.0f} s (mine + fine-tune {finetune_s:.0f} s)")
     sys.stdout.write("\n".join(rows) + "\n")
 
 

@@ -242,3 +242,52 @@ def test_missing_evaluation_package_names_the_install(monkeypatch):
         ImportError, match=r"needs the evaluation package hn-evaluation: pip install -e \./evaluation"
     ):
         import_evaluation()
+
+
+def test_hn_eval_rag_answers_from_each_rows_contexts(shared_data, tmp_path, capsys):
+    """``--rag extractive``: every row's top contexts answered by the extractive generator, scored by id and
+    against each query's positive; the JSON's contexts are the rows' own rankings."""
+    out = tmp_path / "eval.json"
+    args = [
+        "eval",
+        str(shared_data / "python-docs-faq"),
+        "--model",
+        "zero-shot:all-MiniLM-L6-v2",
+        "--top-k",
+        "10",
+    ]
+    rag = ["--rag", "extractive", "--rag-contexts", "2", "--rag-max-queries", "6"]
+    assert main([*args, "--max-length", "64", *rag, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rag_report = report["rag"]
+    assert rag_report["generator"] == "extractive:all-MiniLM-L6-v2"
+    assert rag_report["reference"] == "positive-document"
+    assert list(rag_report["rows"]) == ["bm25", "reranker"]
+    from hn_plugins.data import load_beir
+
+    test = load_beir(shared_data / "python-docs-faq", split="test")
+    for row, answers in rag_report["answers"].items():
+        assert len(answers) == 6
+        for qid, answer in answers.items():
+            assert answer["context_ids"] == [d for d, _ in report["runs"][row][qid][:2]]
+            hits = len(set(answer["context_ids"]) & test.positives(qid)) / len(test.positives(qid))
+            assert rag_report["per_query"][row][qid]["context_recall"] == pytest.approx(hits)
+    assert set(rag_report["significance"]) == {"reranker"}
+    printed = capsys.readouterr().out
+    assert "RAG: top 2 contexts -> extractive:all-MiniLM-L6-v2, 6 queries" in printed
+    assert "answer_f1" in printed
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rag-contexts", "0"], "--rag-contexts must be >= 1"),
+        (["--rag-max-queries", "0"], "--rag-max-queries"),
+    ],
+)
+def test_hn_eval_refuses_bad_rag_settings_before_loading(tmp_path, capsys, flags, message):
+    code = main(["eval", str(tmp_path / "missing"), "--model", "zero-shot:x", "--rag", "extractive", *flags])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert message in err
+    assert "does not exist" not in err

@@ -76,11 +76,27 @@ def test_train_example_writes_a_model_folder_and_prints_the_curve(trained: tuple
 def test_evaluate_example_prints_every_row(trained: tuple[Path, Path, str]) -> None:
     data, model, _ = trained
     marker = json.loads((model / RERANKER_MARKER).read_text(encoding="utf-8"))
-    stdout = _run("03_evaluate_reranker.py", "--data", str(data), "--model", str(model), "--max-length", "64")
+    stdout = _run(
+        "03_evaluate_reranker.py",
+        "--data",
+        str(data),
+        "--model",
+        str(model),
+        "--max-length",
+        "64",
+        "--rag",
+        "extractive",
+    )
     expected = ["none", "zero-shot", "fine-tuned"]
     if marker.get("fusion"):
         expected.append("fine-tuned+fusion")
+    stdout, rag = stdout.split(
+        "\nRAG: top 3 documents -> extractive:all-MiniLM-L6-v2, reference: positive-document\n"
+    )
     assert _table_rows(stdout) == expected
+    assert _table_rows(rag) == expected
+    assert "| row | context_recall | context_precision | answer_f1 | answer_rouge_l |" in rag
+    assert "fine-tuned           answer_f1 delta" in rag
     assert "| row | mrr@3 | mrr@10 | ndcg@10 | recall@10 | recall@100 |" in stdout
     assert "vs zero-shot (mrr@10, paired permutation test" in stdout
     fine_tuned = next(line for line in stdout.splitlines() if line.startswith("fine-tuned "))

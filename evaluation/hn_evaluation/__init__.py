@@ -7,6 +7,8 @@
 - :mod:`hn_evaluation.report`: JSON/Markdown reports, mean ± std over seeds.
 - :mod:`hn_evaluation.plots`: metric bars and the PCA picture of a query's neighbourhood.
 - :mod:`hn_evaluation.benchmark`: :func:`run_benchmark`, negative strategies compared under identical training.
+- :mod:`hn_evaluation.rag`: :func:`evaluate_rag`, downstream RAG quality of each ranking's top contexts
+  (:mod:`hn_evaluation.rag_metrics`; generators in :mod:`hn_evaluation.generators`).
 
 Heavy libraries (bm25s, matplotlib) are imported only when used.
 """
@@ -22,6 +24,7 @@ from .benchmark import (
     run_benchmark,
 )
 from .first_stage import BM25Retriever, DenseRetriever
+from .generators import ExtractiveGenerator, TransformersGenerator, load_generator
 from .metrics import (
     DEFAULT_METRICS,
     EvaluationError,
@@ -33,6 +36,8 @@ from .metrics import (
     recall_at_k,
 )
 from .plots import plot_metric_bars, plot_pca_neighbourhood
+from .rag import RagReport, evaluate_rag
+from .rag_metrics import RAG_METRICS, answer_f1, answer_rouge_l, context_precision, context_recall
 from .report import aggregate_seed_rows, aggregate_seeds, write_report_json, write_report_markdown
 from .rerank import BiEncoderScorer, RerankReport, evaluate_reranking
 from .significance import paired_permutation_test
@@ -43,17 +48,27 @@ __all__ = [
     "ALL_STRATEGIES",
     "DEFAULT_METRICS",
     "DEFAULT_STRATEGY",
+    "RAG_METRICS",
     "BM25Retriever",
     "BiEncoderScorer",
     "DenseRetriever",
     "EvaluationError",
+    "ExtractiveGenerator",
     "FusedScorer",
+    "RagReport",
     "RerankReport",
+    "TransformersGenerator",
     "aggregate_seed_rows",
     "aggregate_seeds",
+    "answer_f1",
+    "answer_rouge_l",
     "average_precision",
+    "context_precision",
+    "context_recall",
+    "evaluate_rag",
     "evaluate_reranking",
     "evaluate_run",
+    "load_generator",
     "merge_benchmark_reports",
     "mrr_at_k",
     "ndcg_at_k",

@@ -26,7 +26,7 @@ from hn_plugins.data import RetrievalDataset
 
 from .first_stage import encode_texts
 from .metrics import DEFAULT_METRICS, EvaluationError, Run, evaluate_run, judged_queries, rank_documents
-from .significance import paired_permutation_test
+from .significance import compare_rows
 
 logger = logging.getLogger(__name__)
 
@@ -168,23 +168,7 @@ class RerankReport:
         Raises:
             EvaluationError: unknown row or metric.
         """
-        if baseline not in self.per_query:
-            raise EvaluationError(f"No row {baseline!r} in the report; rows are {list(self.per_query)}.")
-        if metric not in self.metrics:
-            raise EvaluationError(f"Metric {metric!r} was not computed; the report has {self.metrics}.")
-        base = self.per_query[baseline]
-        qids = list(base)
-        out: dict[str, dict[str, float]] = {}
-        for name, pq in self.per_query.items():
-            if name == baseline:
-                continue
-            a = [pq[q][metric] for q in qids]
-            b = [base[q][metric] for q in qids]
-            out[name] = {
-                "delta": float(np.mean(a) - np.mean(b)),
-                "p_value": paired_permutation_test(a, b, n_resamples=n_resamples, seed=seed),
-            }
-        return out
+        return compare_rows(self.per_query, self.metrics, baseline, metric, n_resamples, seed)
 
 
 def _mean_rows(

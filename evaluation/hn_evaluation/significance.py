@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["paired_permutation_test"]
+__all__ = ["compare_rows", "paired_permutation_test"]
 
 _EXACT_LIMIT = 16  # 2**16 sign patterns: enumerate them instead of sampling
 
@@ -83,3 +83,44 @@ def paired_permutation_test(
         hits += int(np.sum(np.abs(signs @ diff) / n >= observed - tolerance))
         done += size
     return (hits + 1) / (n_resamples + 1)
+
+
+def compare_rows(
+    per_query: Mapping[str, Mapping[str, Mapping[str, float]]],
+    metrics: Sequence[str],
+    baseline: str,
+    metric: str,
+    n_resamples: int = 10000,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Each row of ``per_query`` (``{row: {query_id: {metric: value}}}``) against ``baseline`` on ``metric``: the
+    mean difference over the baseline's queries and the paired permutation p-value.
+
+    Raises:
+        ValueError: unknown row or metric (``EvaluationError`` is a ``ValueError``).
+
+    Example:
+        >>> rows = {"bm25": {"q1": {"mrr@10": 0.5}, "q2": {"mrr@10": 0.0}},
+        ...         "ours": {"q1": {"mrr@10": 1.0}, "q2": {"mrr@10": 0.5}}}
+        >>> compare_rows(rows, ["mrr@10"], "bm25", "mrr@10")
+        {'ours': {'delta': 0.5, 'p_value': 0.5}}
+    """
+    from .metrics import EvaluationError
+
+    if baseline not in per_query:
+        raise EvaluationError(f"No row {baseline!r} in the report; rows are {list(per_query)}.")
+    if metric not in metrics:
+        raise EvaluationError(f"Metric {metric!r} was not computed; the report has {list(metrics)}.")
+    base = per_query[baseline]
+    qids = list(base)
+    out: dict[str, dict[str, float]] = {}
+    for name, rows in per_query.items():
+        if name == baseline:
+            continue
+        a = [rows[q][metric] for q in qids]
+        b = [base[q][metric] for q in qids]
+        out[name] = {
+            "delta": float(np.mean(a) - np.mean(b)),
+            "p_value": paired_permutation_test(a, b, n_resamples=n_resamples, seed=seed),
+        }
+    return out

@@ -153,8 +153,17 @@ def evaluate_model(
     stride_words: int | None = None,
     prerank_model: str | None = None,
     prerank_top_k: int = 20,
+    rag_generator: Any = None,
+    rag_contexts: int = 3,
+    rag_max_queries: int | None = None,
 ) -> dict[str, Any]:
     """First stage alone, then ``model`` reranking its top ``top_k``; the report as a JSON-ready dict.
+
+    With ``rag_generator`` (a spec for :func:`hn_evaluation.generators.load_generator`, or any
+    ``generator(question, contexts) -> str``) every row's top
+    ``rag_contexts`` documents also go to that generator, and the answers are scored
+    (:func:`hn_evaluation.rag.evaluate_rag`; key ``"rag"``, with each row's paired test against the first stage
+    on ``answer_f1``).
 
     With ``prerank_model`` (a reranker folder or ``zero-shot:<bi-encoder>``) the reranker is a
     :class:`~hn_plugins.cascade.CascadeReranker`: ``prerank_model`` orders the top ``top_k``, ``model`` re-orders
@@ -167,6 +176,7 @@ def evaluate_model(
     """
     if prerank_model is not None and prerank_top_k < 1:
         raise ValueError(f"--prerank-top-k must be >= 1, got {prerank_top_k}.")
+    _check_rag_args(rag_contexts, rag_max_queries)
     import_evaluation()
     from hn_evaluation.benchmark import (
         FusedScorer,
@@ -184,6 +194,11 @@ def evaluate_model(
             f"Split {dataset.name!r} has no relevance judgments (qrels with grade > 0); evaluate a split that has "
             "them, e.g. --split test."
         ) from exc
+    generator = None
+    if rag_generator is not None:  # loaded first: a bad generator fails before the reranking work
+        from hn_evaluation.generators import load_generator
+
+        generator = load_generator(rag_generator) if isinstance(rag_generator, str) else rag_generator
     run = first_stage_run(dataset, first_stage, top_k, dense_model=dense_model)  # type: ignore[arg-type]
     docs = list(dict.fromkeys(dataset.document_text(d) for q in run for d, _ in run[q][:top_k]))
     queries = [dataset.queries[q] for q in run]
@@ -247,7 +262,35 @@ def evaluate_model(
         else None
     )
     out["significance"] = report.compare(baseline=first_stage, metric="mrr@10")
+    out["rag"] = None
+    if generator is not None:
+        add_rag_evaluation(out, dataset, generator, contexts=rag_contexts, max_queries=rag_max_queries)
     return out
+
+
+def add_rag_evaluation(
+    report: dict[str, Any],
+    dataset: Any,
+    generator: Any,
+    *,
+    contexts: int = 3,
+    max_queries: int | None = None,
+) -> dict[str, Any]:
+    """Answer every query from each row's top ``contexts`` documents of ``report["runs"]`` (a report of
+    :func:`evaluate_model`) and store the scored answers under ``report["rag"]``; returns ``report``."""
+    from hn_evaluation.rag import evaluate_rag
+
+    rag = evaluate_rag(dataset, report["runs"], generator, contexts=contexts, max_queries=max_queries)
+    report["rag"] = rag.to_dict()
+    report["rag"]["significance"] = rag.compare(baseline=report["first_stage"], metric="answer_f1")
+    return report
+
+
+def _check_rag_args(contexts: int, max_queries: int | None) -> None:
+    if contexts < 1:
+        raise ValueError(f"--rag-contexts must be >= 1, got {contexts}.")
+    if max_queries is not None and max_queries < 1:
+        raise ValueError(f"--rag-max-queries must be >= 1, got {max_queries}.")
 
 
 def format_rows(report: dict[str, Any]) -> str:
@@ -267,6 +310,17 @@ def format_rows(report: dict[str, Any]) -> str:
     speed = report["speed"].get(report["rows_order"][min(1, len(report["rows_order"]) - 1)], {})
     if speed.get("docs_per_second"):
         lines.append(f"reranking: {speed['docs_per_second']:.1f} documents/s (encoding included)")
+    rag = report.get("rag")
+    if rag:
+        n_queries = len(next(iter(rag["per_query"].values()), {}))
+        lines.append(
+            f"RAG: top {rag['contexts']} contexts -> {rag['generator']}, {n_queries} queries, reference answers: "
+            f"{rag['reference']}"
+        )
+        names = rag["metrics"]
+        lines.append(f"{'row':<{width}}" + "".join(f"{m:>19}" for m in names))
+        for name, values in rag["rows"].items():
+            lines.append(f"{name:<{width}}" + "".join(f"{values[m]:>19.4f}" for m in names))
     return "\n".join(lines)
 
 
@@ -283,8 +337,14 @@ def run(args: argparse.Namespace) -> int:
             zero_shot_model_name(spec)  # an empty zero-shot: name fails before any loading too
     if args.prerank_model is not None and args.prerank_top_k < 1:
         raise ValueError(f"--prerank-top-k must be >= 1, got {args.prerank_top_k}.")
+    _check_rag_args(args.rag_contexts, args.rag_max_queries)
     dataset = load_data(args.data, args.split, args.drop_empty)
     logger.info("Loaded %r", dataset)
+    generator = None
+    if args.rag is not None:  # loaded before the reranking: a bad generator costs no reranking work
+        from hn_evaluation.generators import load_generator
+
+        generator = load_generator(args.rag)
     report = evaluate_model(
         dataset,
         args.model,
@@ -298,8 +358,14 @@ def run(args: argparse.Namespace) -> int:
         prerank_model=args.prerank_model,
         prerank_top_k=args.prerank_top_k,
     )
-    if args.json is not None:
+    if args.json is not None:  # written before the answers are generated: a failed generation loses nothing
         write_report_json(report, args.json)
+    if generator is not None:
+        add_rag_evaluation(
+            report, dataset, generator, contexts=args.rag_contexts, max_queries=args.rag_max_queries
+        )
+        if args.json is not None:
+            write_report_json(report, args.json)
     sys.stdout.write(format_rows(report) + "\n")
     if args.json is not None:
         sys.stdout.write(f"report -> {args.json}\n")
@@ -359,6 +425,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=20,
         help="candidates --model re-orders after --prerank-model (20)",
+    )
+    parser.add_argument(
+        "--rag",
+        default=None,
+        metavar="GENERATOR",
+        help="downstream RAG quality: answer every query from each row's top contexts with GENERATOR "
+        "(extractive, extractive:<bi-encoder>, smollm2, or a causal LM's name or folder) and score the answers",
+    )
+    parser.add_argument("--rag-contexts", type=int, default=3, help="contexts per answer (default: 3)")
+    parser.add_argument(
+        "--rag-max-queries",
+        type=int,
+        default=None,
+        help="answer a seeded sample of this many queries (default: all judged queries)",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the JSON report here")
     parser.add_argument("--drop-empty", action="store_true", help="skip documents without text")
