@@ -4,7 +4,11 @@ A Haystack user has documents in a DocumentStore, a BM25 retrieval pipeline, and
 document that answers it). One call mines hard negatives among the store's own documents (embedding ensemble +
 PCA, the paper's selector), fine-tunes a reranker on them and returns a ``HardNegativeRanker`` component; it
 goes into the pipeline after the retriever. MRR@10 on the held-out test questions is measured for BM25 alone,
-for BM25 -> the starting model (not fine-tuned) and for BM25 -> the fine-tuned ``HardNegativeRanker``.
+for BM25 -> the starting model (not fine-tuned) and for BM25 -> the fine-tuned ``HardNegativeRanker``. With
+``--llm smollm2`` (or a causal LM's hub name or folder) two RAG pipelines (retriever [-> ranker] -> PromptBuilder ->
+a local generator component over ``hn_evaluation``'s ``TransformersGenerator``) also answer the test questions from
+their best ``--rag-contexts`` documents, and ``hn_evaluation.rag.score_rag_answers`` scores the answers (context
+recall/precision, answer F1 and ROUGE-L against the judged positive): downstream RAG quality.
 
 Runs offline on CPU (``HF_HUB_OFFLINE=1``): no pretrained cross-encoder is packaged, so the reranker starts
 from the packaged all-MiniLM-L6-v2 bi-encoder (``kind="bi"``). With internet, pass
@@ -14,6 +18,7 @@ Usage::
 
     HF_HUB_OFFLINE=1 HAYSTACK_TELEMETRY_ENABLED=False python examples/05_haystack_rerank.py
     HF_HUB_OFFLINE=1 python examples/05_haystack_rerank.py --data ../shared/data/cranfield --top-k 100
+    HF_HUB_OFFLINE=1 python examples/05_haystack_rerank.py --llm smollm2 --rag-queries 30
 
 Needs: ``pip install -e integrations/haystack`` (and ``-e evaluation`` for the metrics; without it the recipe
 computes MRR@10 itself).
@@ -30,10 +35,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
-from haystack import Document, Pipeline
+from haystack import Document, Pipeline, component
+from haystack.components.builders import PromptBuilder
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack_integrations.components.rankers.hn import HardNegativeRanker
@@ -70,7 +77,102 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top-k", type=int, default=20, help="documents BM25 hands to the ranker")
+    parser.add_argument(
+        "--llm", default=None, help="answer the test questions with this LLM too (smollm2, or a causal LM)"
+    )
+    parser.add_argument("--rag-contexts", type=int, default=3, help="documents each answer is written from")
+    parser.add_argument("--rag-queries", type=int, default=30, help="test questions answered by --llm")
     return parser.parse_args()
+
+
+#: The RAG prompt (each document cut to 900 characters, about 150 words, to keep a small CPU model fast).
+RAG_TEMPLATE = """Context:
+{% for document in documents %}{{ document.content | truncate(900) }}
+
+{% endfor %}Using only the context above, answer in one or two sentences.
+Question: {{ question }}"""
+
+
+@component
+class LocalGenerator:
+    """A Haystack generator over ``hn_evaluation.generators.TransformersGenerator`` (local, greedy, offline)."""
+
+    def __init__(self, generator: Any) -> None:
+        self._generator = generator
+
+    @component.output_types(replies=list[str])
+    def run(self, prompt: str) -> dict[str, list[str]]:
+        return {"replies": [self._generator.complete(prompt)]}
+
+
+def rag_pipeline(
+    store: InMemoryDocumentStore, args: argparse.Namespace, generator: Any, ranker: Any
+) -> Pipeline:
+    """retriever [-> ranker] -> prompt builder -> generator; the last ranking stage hands over --rag-contexts."""
+    pipeline = Pipeline()
+    top_k = args.top_k if ranker is not None else args.rag_contexts
+    pipeline.add_component("retriever", InMemoryBM25Retriever(document_store=store, top_k=top_k))
+    pipeline.add_component("prompt_builder", PromptBuilder(template=RAG_TEMPLATE))
+    pipeline.add_component("llm", LocalGenerator(generator))
+    last = "retriever"
+    if ranker is not None:
+        pipeline.add_component("ranker", ranker)
+        pipeline.connect("retriever.documents", "ranker.documents")
+        last = "ranker"
+    pipeline.connect(f"{last}.documents", "prompt_builder.documents")
+    pipeline.connect("prompt_builder.prompt", "llm.prompt")
+    return pipeline
+
+
+def answer_with_llm(args: argparse.Namespace, store: InMemoryDocumentStore, model: str, test: Any) -> str:
+    """BM25 alone and BM25 -> HardNegativeRanker answer ``--rag-queries`` test questions with ``--llm``."""
+    from hn_evaluation.generators import load_generator
+    from hn_evaluation.rag import score_rag_answers
+
+    generator = load_generator(args.llm)
+    if not hasattr(generator, "complete"):
+        raise SystemExit(f"--llm needs a language model (smollm2 or a causal LM), got {args.llm!r}.")
+    pipelines = {
+        "BM25 alone": rag_pipeline(store, args, generator, None),
+        "BM25 -> HardNegativeRanker": rag_pipeline(
+            store, args, generator, HardNegativeRanker(model=model, top_k=args.rag_contexts)
+        ),
+    }
+    qids = test.judged_query_ids[: args.rag_queries]
+    answers: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in pipelines}
+    t = time.perf_counter()
+    for qid in qids:
+        question = test.queries[qid]
+        for name, pipeline in pipelines.items():
+            inputs: dict[str, Any] = {
+                "retriever": {"query": question},
+                "prompt_builder": {"question": question},
+            }
+            last = "ranker" if "ranker" in pipeline.graph.nodes else "retriever"
+            if last == "ranker":
+                inputs["ranker"] = {"query": question}
+            result = pipeline.run(inputs, include_outputs_from={last})
+            answers[name][qid] = {
+                "context_ids": [d.id for d in result[last]["documents"]],
+                "response": result["llm"]["replies"][0],
+            }
+    logger.info(
+        "%s answered %d questions twice in %.0f s", generator.name, len(qids), time.perf_counter() - t
+    )
+    report = score_rag_answers(test, answers, generator=generator.name, contexts=args.rag_contexts)
+    lines = [
+        f"RAG: {len(qids)} test questions answered by {generator.name} from {args.rag_contexts} documents; "
+        "reference answer = the judged positive",
+        f"{'pipeline':<44}" + "".join(f"{m:>19}" for m in report.metrics),
+    ]
+    for name, values in report.rows.items():
+        lines.append(f"{name:<44}" + "".join(f"{values[m]:>19.4f}" for m in report.metrics))
+    for metric in ("context_recall", "answer_f1"):
+        diff = report.compare("BM25 alone", metric=metric)["BM25 -> HardNegativeRanker"]
+        lines.append(
+            f"{metric}: {diff['delta']:+.4f} with the ranker (paired permutation p = {diff['p_value']:.4f})"
+        )
+    return "\n".join(lines)
 
 
 def mrr_at_10(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
@@ -220,8 +322,11 @@ def main() -> None:
         f"{args.epochs} epoch(s), seed {args.seed}",
         f"{'pipeline':<44}" + "".join(f"{m:>11}" for m in names),
         *(f"{labels[n]:<44}" + "".join(f"{results[n][m]:>11.4f}" for m in names) for n in pipelines),
-        f"total {time.perf_counter() - started:.0f} s (mine + fine-tune {finetune_s:.0f} s)",
     ]
+    if args.llm is not None:
+        # 8. downstream: BM25 alone and BM25 -> the fine-tuned ranker feed a local LLM; are the answers better?
+        rows.append(answer_with_llm(args, store, ranker.model, test))
+    rows.append(f"total {time.perf_counter() - started:.0f} s (mine + fine-tune {finetune_s:.0f} s)")
     sys.stdout.write("\n".join(rows) + "\n")
 
 
