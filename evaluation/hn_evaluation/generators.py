@@ -213,10 +213,9 @@ class TransformersGenerator:
         if gguf_file is not None:
             kwargs["gguf_file"] = gguf_file
         self.name = f"{Path(source).name}/{gguf_file}" if gguf_file else source
-        self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        self.model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        if device is not None:
-            self.model.to(device)
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(source, **kwargs)
+        loaded: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        self.model: Any = loaded.to(device) if device is not None else loaded
         self.model.eval()
         self.max_new_tokens = max_new_tokens
         self.context_words = context_words
