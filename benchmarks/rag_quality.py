@@ -49,6 +49,13 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, required=True, help="BEIR folder with a judged test split")
     parser.add_argument("--model", required=True, help="fine-tuned reranker folder (hn train output)")
+    parser.add_argument(
+        "--extra-model",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="another reranker folder, as row NAME (repeatable)",
+    )
     parser.add_argument("--generators", default="extractive,smollm2", help="comma-separated generator specs")
     parser.add_argument("--contexts", type=int, default=3, help="contexts per answer (3)")
     parser.add_argument(
@@ -65,10 +72,15 @@ def main() -> None:
     from hn_evaluation.rag import evaluate_rag
 
     start = time.perf_counter()
-    test, runs, retrieval = rankings(args.data, args.model, args.max_length, args.top_k)
+    extra = [tuple(item.split("=", 1)) for item in args.extra_model]
+    if any(len(pair) != 2 or not all(pair) for pair in extra):
+        parser.error(f"--extra-model takes NAME=FOLDER, got {args.extra_model}")
+    models = [("fine-tuned", args.model), *extra]
+    test, runs, retrieval = rankings(args.data, models, args.max_length, args.top_k)  # type: ignore[arg-type]
     result: dict[str, Any] = {
         "dataset": test.name,
         "model": args.model,
+        "extra_models": dict(extra),
         "contexts": args.contexts,
         "max_length": args.max_length,
         "top_k": args.top_k,

@@ -152,15 +152,8 @@ def answer_with_llm(args: argparse.Namespace, index: Any, model_folder: Any, tes
     lines = [
         f"RAG: {len(qids)} test questions answered by {generator.name} from {args.rag_contexts} nodes; "
         "reference answer = the judged positive",
-        f"{'query engine':<36}" + "".join(f"{m:>19}" for m in report.metrics),
+        report.format_table("query engine", baseline="retrieval only"),
     ]
-    for name, values in report.rows.items():
-        lines.append(f"{name:<36}" + "".join(f"{values[m]:>19.4f}" for m in report.metrics))
-    for metric in ("context_recall", "answer_f1"):
-        diff = report.compare("retrieval only", metric=metric)["retrieval + HardNegativeRerank"]
-        lines.append(
-            f"{metric}: {diff['delta']:+.4f} with the reranker (paired permutation p = {diff['p_value']:.4f})"
-        )
     return "\n".join(lines)
 
 

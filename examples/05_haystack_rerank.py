@@ -163,15 +163,8 @@ def answer_with_llm(args: argparse.Namespace, store: InMemoryDocumentStore, mode
     lines = [
         f"RAG: {len(qids)} test questions answered by {generator.name} from {args.rag_contexts} documents; "
         "reference answer = the judged positive",
-        f"{'pipeline':<44}" + "".join(f"{m:>19}" for m in report.metrics),
+        report.format_table("pipeline", baseline="BM25 alone"),
     ]
-    for name, values in report.rows.items():
-        lines.append(f"{name:<44}" + "".join(f"{values[m]:>19.4f}" for m in report.metrics))
-    for metric in ("context_recall", "answer_f1"):
-        diff = report.compare("BM25 alone", metric=metric)["BM25 -> HardNegativeRanker"]
-        lines.append(
-            f"{metric}: {diff['delta']:+.4f} with the ranker (paired permutation p = {diff['p_value']:.4f})"
-        )
     return "\n".join(lines)
 
 

@@ -87,6 +87,38 @@ class RagReport:
             "generations": self.generations,
         }
 
+    def format_table(
+        self,
+        label: str = "row",
+        baseline: str | None = None,
+        compared: Sequence[str] = ("context_recall", "answer_f1"),
+    ) -> str:
+        """The rows as a plain-text table; with ``baseline``, then each other row's difference from it on the
+        ``compared`` metrics with its paired permutation p-value.
+
+        Example:
+            >>> report = RagReport("toy", "extractive", 1, "given", ["answer_f1"],
+            ...                    {"bm25": {"answer_f1": 0.25}, "ours": {"answer_f1": 0.5}},
+            ...                    {"bm25": {"q": {"answer_f1": 0.25}}, "ours": {"q": {"answer_f1": 0.5}}}, {}, {}, 1)
+            >>> print(report.format_table(baseline="bm25", compared=["answer_f1"]))
+            row             answer_f1
+            bm25               0.2500
+            ours               0.5000
+            ours vs bm25: answer_f1 +0.2500 (paired permutation p = 1.0000)
+        """
+        width = max(len(label), *(len(n) for n in self.rows)) + 2
+        lines = [f"{label:<{width}}" + "".join(f"{m:>19}" for m in self.metrics)]
+        for name, values in self.rows.items():
+            lines.append(f"{name:<{width}}" + "".join(f"{values[m]:>19.4f}" for m in self.metrics))
+        if baseline is not None:
+            for metric in compared:
+                for name, diff in self.compare(baseline, metric=metric).items():
+                    lines.append(
+                        f"{name} vs {baseline}: {metric} {diff['delta']:+.4f} (paired permutation p = "
+                        f"{diff['p_value']:.4f})"
+                    )
+        return "\n".join(lines)
+
     def compare(
         self, baseline: str, metric: str = "answer_f1", n_resamples: int = 10000, seed: int = 0
     ) -> dict[str, dict[str, float]]:
