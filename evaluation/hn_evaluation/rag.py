@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,6 +194,15 @@ def _ragas_scorer(metrics: Sequence[Any]) -> Any:
     return score
 
 
+def _check_in_corpus(dataset: RetrievalDataset, doc_ids: Iterable[Any], source: str, fix: str) -> None:
+    unknown = sorted({str(d) for d in doc_ids if d not in dataset.corpus})
+    if unknown:
+        raise EvaluationError(
+            f"{source} {len(unknown)} document id(s) not in the corpus of {dataset.name!r} (first: "
+            f"{unknown[:5]}); {fix}."
+        )
+
+
 def _references(
     dataset: RetrievalDataset, qids: Sequence[str], reference_answers: Mapping[str, str] | None
 ) -> tuple[dict[str, str], str]:
@@ -270,20 +279,12 @@ def score_rag_answers(
             f"{len(unjudged)} answered query(ies) are not judged queries of {dataset.name!r} (first: "
             f"{unjudged[:5]}); answer the judged queries of the same split."
         )
-    unknown = sorted(
-        {
-            str(d)
-            for by_q in answers.values()
-            for a in by_q.values()
-            for d in a["context_ids"]
-            if d not in dataset.corpus
-        }
+    _check_in_corpus(
+        dataset,
+        (d for by_q in answers.values() for a in by_q.values() for d in a["context_ids"]),
+        "The contexts name",
+        "use documents of the same corpus",
     )
-    if unknown:
-        raise EvaluationError(
-            f"The contexts name {len(unknown)} document id(s) not in the corpus of {dataset.name!r} (first: "
-            f"{unknown[:5]}); use documents of the same corpus."
-        )
     references, reference_kind = _references(dataset, qids, reference_answers)
     metric_names = list(RAG_METRICS) + [m.name for m in ragas_metrics]
     rows: dict[str, dict[str, float]] = {}
@@ -401,14 +402,12 @@ def evaluate_rag(
         dataset, qids, reference_answers
     )  # a missing reference answer fails before any generation too
     top = {name: {q: rank_documents(run[q])[:contexts] for q in qids} for name, run in runs.items()}
-    unknown = sorted(
-        {d for by_q in top.values() for ids in by_q.values() for d in ids if d not in dataset.corpus}
+    _check_in_corpus(
+        dataset,
+        (d for by_q in top.values() for ids in by_q.values() for d in ids),
+        "The runs name",
+        "rank documents of the same corpus",
     )
-    if unknown:
-        raise EvaluationError(
-            f"The runs name {len(unknown)} document id(s) not in the corpus of {dataset.name!r} (first: "
-            f"{unknown[:5]}); rank documents of the same corpus."
-        )
     answered: dict[tuple[str, tuple[str, ...]], str] = {}
     answers: dict[str, dict[str, dict[str, Any]]] = {}
     seconds: dict[str, float] = {}

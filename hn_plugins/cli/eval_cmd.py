@@ -153,17 +153,8 @@ def evaluate_model(
     stride_words: int | None = None,
     prerank_model: str | None = None,
     prerank_top_k: int = 20,
-    rag_generator: Any = None,
-    rag_contexts: int = 3,
-    rag_max_queries: int | None = None,
 ) -> dict[str, Any]:
     """First stage alone, then ``model`` reranking its top ``top_k``; the report as a JSON-ready dict.
-
-    With ``rag_generator`` (a spec for :func:`hn_evaluation.generators.load_generator`, or any
-    ``generator(question, contexts) -> str``) every row's top
-    ``rag_contexts`` documents also go to that generator, and the answers are scored
-    (:func:`hn_evaluation.rag.evaluate_rag`; key ``"rag"``, with each row's paired test against the first stage
-    on ``answer_f1``).
 
     With ``prerank_model`` (a reranker folder or ``zero-shot:<bi-encoder>``) the reranker is a
     :class:`~hn_plugins.cascade.CascadeReranker`: ``prerank_model`` orders the top ``top_k``, ``model`` re-orders
@@ -176,7 +167,6 @@ def evaluate_model(
     """
     if prerank_model is not None and prerank_top_k < 1:
         raise ValueError(f"--prerank-top-k must be >= 1, got {prerank_top_k}.")
-    _check_rag_args(rag_contexts, rag_max_queries)
     import_evaluation()
     from hn_evaluation.benchmark import (
         FusedScorer,
@@ -194,11 +184,6 @@ def evaluate_model(
             f"Split {dataset.name!r} has no relevance judgments (qrels with grade > 0); evaluate a split that has "
             "them, e.g. --split test."
         ) from exc
-    generator = None
-    if rag_generator is not None:  # loaded first: a bad generator fails before the reranking work
-        from hn_evaluation.generators import load_generator
-
-        generator = load_generator(rag_generator) if isinstance(rag_generator, str) else rag_generator
     run = first_stage_run(dataset, first_stage, top_k, dense_model=dense_model)  # type: ignore[arg-type]
     docs = list(dict.fromkeys(dataset.document_text(d) for q in run for d, _ in run[q][:top_k]))
     queries = [dataset.queries[q] for q in run]
@@ -262,9 +247,7 @@ def evaluate_model(
         else None
     )
     out["significance"] = report.compare(baseline=first_stage, metric="mrr@10")
-    out["rag"] = None
-    if generator is not None:
-        add_rag_evaluation(out, dataset, generator, contexts=rag_contexts, max_queries=rag_max_queries)
+    out["rag"] = None  # filled by add_rag_evaluation (hn eval --rag)
     return out
 
 
