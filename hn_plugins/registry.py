@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hn_plugins.reranker import REGISTRY_MARKER, registry_version
+from hn_plugins.reranker import REGISTRY_MARKER, registry_moved, registry_version
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelRegistry", "registry_version"]
+__all__ = ["ModelRegistry", "registry_moved", "registry_version"]
 
 
 class ModelRegistry:

@@ -291,6 +291,26 @@ def registry_version(path: str | os.PathLike[str]) -> str | None:
     return str(current) if current else None
 
 
+def registry_moved(path: str | os.PathLike[str], loaded_version: str | None) -> bool:
+    """Whether the registry folder at ``path``, loaded at ``loaded_version``, has another current version now
+    (a promotion or a rollback since); ``False`` when nothing was loaded from a registry (``None``). Logs the
+    change. What the adapters check before each query to reload.
+
+    Example:
+        >>> registry_moved("not-a-registry", None)
+        False
+    """
+    if loaded_version is None:
+        return False
+    current = registry_version(path)
+    if current == loaded_version:
+        return False
+    logger.info(
+        "Registry %s: current version changed from %s to %s; reloading.", path, loaded_version, current
+    )
+    return True
+
+
 def _registry_current(folder: Path) -> Path:
     current = registry_version(folder)
     if current is None:

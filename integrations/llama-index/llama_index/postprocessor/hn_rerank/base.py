@@ -20,7 +20,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from hn_plugins.cascade import CascadeReranker
-from hn_plugins.registry import registry_version
+from hn_plugins.registry import registry_moved, registry_version
 from hn_plugins.reranker import load_reranker
 
 if TYPE_CHECKING:
@@ -175,10 +175,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
 
     def _follow_registry(self) -> None:
         """With a registry folder as ``model``: load the new current version after a promotion or a rollback."""
-        if self._registry_version is not None and registry_version(self.model) != self._registry_version:
-            logger.info(
-                "Registry %s: current version changed from %s; reloading.", self.model, self._registry_version
-            )
+        if registry_moved(self.model, self._registry_version):
             self._load()
 
     @classmethod

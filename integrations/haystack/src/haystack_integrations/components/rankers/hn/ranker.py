@@ -14,7 +14,7 @@ from haystack.utils import ComponentDevice
 
 from hn_plugins.cascade import CascadeReranker
 from hn_plugins.models import DEFAULT_ENSEMBLE
-from hn_plugins.registry import registry_version
+from hn_plugins.registry import registry_moved, registry_version
 from hn_plugins.reranker import RERANKER_BACKENDS, Reranker, RerankerLoadError, load_reranker
 
 if TYPE_CHECKING:
@@ -274,10 +274,7 @@ class HardNegativeRanker:
                 f"(ids: {missing[:5]}). The ranker scores text only: drop such documents before ranking "
                 "(for example with a DocumentCleaner or a filter), or give them content."
             )
-        if self._registry_version is not None and registry_version(self.model) != self._registry_version:
-            logger.info(
-                "Registry %s: current version changed from %s; reloading.", self.model, self._registry_version
-            )
+        if registry_moved(self.model, self._registry_version):
             self._reranker = None  # a promotion or a rollback since warm_up(): load the new current version
         self.warm_up()
         assert self._reranker is not None
