@@ -465,6 +465,7 @@ def bootstrap_cross_encoder(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "base_model": str(base_model),
         "base_model_head": base_info.get("head"),
+        "base_model_dtype": base_info.get("loaded_dtype"),
         "data": getattr(data, "name", "corpus"),
         "loss": "listwise-distillation",
         "loss_config": loss.get_config_dict(),

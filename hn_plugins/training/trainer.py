@@ -706,6 +706,7 @@ def fine_tune_reranker(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "base_model": str(base_model),
         "base_model_head": base_info.get("head"),
+        "base_model_dtype": base_info.get("loaded_dtype"),
         "data": dataset.name,
         "negatives": {
             "selector": result.selector,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -145,6 +146,27 @@ def test_cross_encoder_folder_is_refused_as_bi_base_and_bi_folder_accepted_as_cr
     reloaded, info = load_base_model(tmp_path / "ce", "cross")
     assert info["head"] == "pretrained" and reloaded.num_labels == 1
     assert resolve_model_path("all-MiniLM-L6-v2") == info["path"] or info["path"] == str(tmp_path / "ce")
+
+
+def test_load_base_model_trains_a_half_precision_checkpoint_in_float32(tmp_path, caplog):
+    """A checkpoint stored in float16 loads in float16; optimizer steps on it diverge, so training casts it."""
+    import torch
+
+    from hn_plugins.training.model_folder import load_base_model
+
+    model, info = load_base_model("all-MiniLM-L6-v2", "bi", max_length=32)
+    assert info["loaded_dtype"] == "float32" and "training it in float32" not in caplog.text
+    model.half().save(str(tmp_path / "bi16"))
+    cross, _ = load_base_model("all-MiniLM-L6-v2", "cross", max_length=32)
+    cross.model.half()
+    cross.save_pretrained(str(tmp_path / "ce16"))
+    for folder, kind in ((tmp_path / "bi16", "bi"), (tmp_path / "ce16", "cross")):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="hn_plugins.training.model_folder"):
+            loaded, info = load_base_model(folder, kind)
+        assert info["loaded_dtype"] == "float16"
+        assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+        assert f"{folder} loads in float16; training it in float32." in caplog.text
 
 
 def test_keep_bottom_layers_keeps_the_first_layers_and_survives_a_reload(tmp_path, cranfield_train):
