@@ -291,3 +291,21 @@ def test_hn_eval_refuses_bad_rag_settings_before_loading(tmp_path, capsys, flags
     err = capsys.readouterr().err
     assert message in err
     assert "does not exist" not in err
+
+
+def test_hn_benchmark_rag_rows(shared_data, tmp_path, capsys):
+    """hn benchmark --rag: every row's top contexts answered and scored; a bad setting fails before any work."""
+    out = tmp_path / "bench"
+    args = ["benchmark", str(shared_data / "medline"), "--strategies", "none,zero-shot", "--seeds", "1"]
+    args += ["--max-test-queries", "5", "--top-k", "10", "--validation-top-k", "10", "--max-length", "64"]
+    code = main([*args, "--out", str(out), "--rag", "extractive", "--rag-contexts", "2"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "RAG: top 2 contexts -> extractive:all-MiniLM-L6-v2, 5 queries" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["rag"]["rows"]) == {"none", "zero-shot", "zero-shot+fusion"}
+    for row in report["rag"]["rows"].values():
+        assert 0.0 <= row["context_recall"]["mean"] <= 1.0 and 0.0 <= row["answer_f1"]["mean"] <= 1.0
+    assert main([*args, "--out", str(tmp_path / "bad"), "--rag", "extractive", "--rag-contexts", "0"]) == 2
+    assert "rag_contexts must be a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

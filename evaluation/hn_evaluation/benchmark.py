@@ -47,7 +47,9 @@ from hn_plugins.data import DatasetError, RetrievalDataset
 from hn_plugins.mining.default_selector import DEFAULT_FALLBACK_MARGIN, DEFAULT_RANDOM_NEGATIVES
 from hn_plugins.models import DEFAULT_ENSEMBLE
 
+from .benchmark_rag import SharedAnswers, aggregate_rag, format_rag_section, rag_reports_by_seed, top_contexts
 from .first_stage import BM25Retriever, DenseRetriever, encode_texts
+from .generators import Generator
 from .metrics import EvaluationError, judged_queries, rank_documents
 from .plots import plot_metric_bars, plot_pca_neighbourhood
 from .report import aggregate_seed_rows, format_markdown_table, write_report_json
@@ -673,6 +675,9 @@ def run_benchmark(
     n_resamples: int = 10000,
     cache_dir: str | os.PathLike[str] | None = None,
     fusion: bool = True,
+    rag: str | Generator | None = None,
+    rag_contexts: int = 3,
+    rag_max_queries: int | None = None,
 ) -> dict[str, Any]:
     """Mine with each strategy, fine-tune one reranker per strategy and seed, evaluate all on the test split.
 
@@ -720,13 +725,21 @@ def run_benchmark(
             validation queries (:mod:`hn_plugins.fusion`); ``zero-shot`` gets one chosen on all train queries.
             ``default`` (the configuration we ship) is then reported fused, and a control table reports every
             other row fused too (``<row>+fusion``) and ``default-no-fusion``. ``False``: rerankers alone.
+        rag: downstream RAG quality of every row: a generator (``generator(question, contexts) -> str``) or a
+            name for :func:`~hn_evaluation.generators.load_generator` (``"extractive"``, ``"smollm2"``, ...),
+            loaded before any mining. Each row's top ``rag_contexts`` test documents per seed are answered from and
+            scored (:mod:`hn_evaluation.benchmark_rag`); the report gets a ``rag`` section. If generation fails,
+            the retrieval report is still written and ``failed["rag"]`` says why.
+        rag_contexts: documents per answer.
+        rag_max_queries: answer a seeded sample of this many test queries (the same for every row and seed).
 
     Returns:
         The report dict that was written to ``out_dir/report.json``: ``config``, ``metrics``,
         ``default_strategy``, ``strategies`` (per row: ``metrics`` {metric: {mean, std, values}}, ``per_seed``,
         ``mining``, ``training``, ``short_long``, ``speed``), ``rows`` (means ± std, as in the table),
         ``significance`` (``default`` and ``paper`` vs every other row: Δ and p of per-query MRR@10),
-        ``per_query`` (MRR@10 per test query, mean over seeds), ``failed``, ``plots``, ``timings_s``.
+        ``per_query`` (MRR@10 per test query, mean over seeds), ``rag`` (with ``rag`` set: per row mean ± std
+        of the RAG metrics, per-query values, ``default`` vs each row), ``failed``, ``plots``, ``timings_s``.
 
     Raises:
         ValueError: unknown strategies or settings.
@@ -769,6 +782,15 @@ def run_benchmark(
     for v in ablation_variance:
         if not 0.0 < v <= 1.0:
             raise ValueError(f"ablation_variance values must be in (0, 1], got {v}.")
+    if not isinstance(rag_contexts, int) or rag_contexts < 1:
+        raise ValueError(f"rag_contexts must be a positive integer, got {rag_contexts!r}.")
+    if rag_max_queries is not None and rag_max_queries < 1:
+        raise ValueError(f"rag_max_queries must be >= 1 or None, got {rag_max_queries!r}.")
+    generator = None
+    if rag is not None:  # loaded first: a bad generator costs no mining or training
+        from .generators import load_generator
+
+        generator = SharedAnswers(load_generator(rag) if isinstance(rag, str) else rag)
     model_list = _parse_models(models)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -942,6 +964,7 @@ def run_benchmark(
     for row in rows:
         details[row.name] = {"per_seed": [], "mining": None, "training": [], "short_long": [], "speed": []}
     zero_shot_cache: dict[str, Any] = {}
+    rag_tops: dict[int, dict[str, dict[str, list[str]]]] = {}  # seed -> row -> query -> top document ids
 
     def evaluate(name: str, reranker: Any) -> RerankReport:
         return evaluate_reranking(test, fs_run, {name: reranker}, top_k=top_k, metrics=metrics)
@@ -983,6 +1006,8 @@ def run_benchmark(
         )
         if scorer is not None:
             info["speed"].append(_speed(report, name_in_report, scorer))
+        if generator is not None:
+            rag_tops.setdefault(seed, {})[name] = top_contexts(report.runs[name_in_report], rag_contexts)
         logger.info(
             "%s seed %d: %s", name, seed, {k: round(v, 4) for k, v in report.rows[name_in_report].items()}
         )
@@ -1054,6 +1079,12 @@ def run_benchmark(
             per_query.pop(name, None)
     if not done:
         raise EvaluationError(f"Every strategy failed: {failed}")
+    t0 = time.perf_counter()
+    rag_config = _add_rag_values(
+        test, details, done, rag_tops, generator, rag_contexts, rag_max_queries, failed
+    )
+    if generator is not None:
+        timings["rag_s"] = round(time.perf_counter() - t0, 1)
 
     # 5. aggregate, significance, report
     strategies_out: dict[str, Any] = {}
@@ -1101,6 +1132,7 @@ def run_benchmark(
         "ablation_adapt": ablation_adapt,
         "fusion": fusion,
         "control_rows": [c for c in controls if c in done],
+        "rag": rag_config,
     }
     picture = _pca_picture(out / "pca_neighbourhood.png", miners, data_name)
     timings["total_s"] = round(time.perf_counter() - started, 1)
@@ -1119,6 +1151,50 @@ def run_benchmark(
     )
     logger.info("benchmark of %s written to %s (%.0fs)", data_name, out, timings["total_s"])
     return report_dict
+
+
+def _add_rag_values(
+    test: RetrievalDataset,
+    details: Mapping[str, Any],
+    done: Sequence[str],
+    tops: Mapping[int, Mapping[str, Any]],
+    generator: SharedAnswers | None,
+    contexts: int,
+    max_queries: int | None,
+    failed: dict[str, str],
+) -> dict[str, Any] | None:
+    """Answer from every finished row's top documents and put the scores in its ``per_seed`` entries (``"rag"``).
+
+    Returns the report's ``config["rag"]``, or None without a generator or when generation failed (then
+    ``failed["rag"]`` says why and the retrieval rows are reported as usual).
+    """
+    if generator is None:
+        return None
+    started = time.perf_counter()
+    try:
+        by_seed = rag_reports_by_seed(
+            test,
+            {seed: {n: rows[n] for n in done} for seed, rows in tops.items()},
+            generator,
+            contexts=contexts,
+            max_queries=max_queries,
+        )
+    except Exception as exc:  # the retrieval results are kept; only the RAG section is missing
+        logger.error("RAG evaluation failed, reporting retrieval only: %s", exc)
+        failed["rag"] = f"{type(exc).__name__}: {exc}"
+        return None
+    for name in done:
+        for entry in details[name]["per_seed"]:
+            values = by_seed[entry["seed"]]
+            entry["rag"] = {"rows": values["rows"][name], "per_query": values["per_query"][name]}
+    logger.info(
+        "RAG: %d distinct answers for %d rows x %d seeds in %.0fs",
+        len(generator.answers),
+        len(done),
+        len(by_seed),
+        time.perf_counter() - started,
+    )
+    return {"generator": generator.name, "contexts": contexts, "max_queries": max_queries}
 
 
 def _assemble_report(
@@ -1177,6 +1253,7 @@ def _assemble_report(
             "info": short_long_info,
             "rows": {n: strategies_out[n]["short_long"] for n in done},
         },
+        "rag": aggregate_rag(config.get("rag"), strategies_out, done, n_resamples),
         "per_query": {
             "metric": "mrr@10",
             "values": mean_per_query,
@@ -1695,6 +1772,7 @@ def format_benchmark_markdown(report: Mapping[str, Any], digits: int = 3) -> str
         ]
         parts += [f"| {n} | {s['delta']:+.{digits}f} | {s['p_value']:.4f} |" for n, s in rows.items()]
         parts.append("")
+    parts += format_rag_section(report.get("rag"), digits)
     short_long = report.get("short_long") or {}
     if short_long.get("rows"):
         info = short_long.get("info") or {}

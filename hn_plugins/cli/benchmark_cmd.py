@@ -61,8 +61,18 @@ def run(args: argparse.Namespace) -> int:
         keep_models=args.keep_models,
         cache_dir=args.cache,
         fusion=not args.no_fusion,
+        rag=args.rag,
+        rag_contexts=args.rag_contexts,
+        rag_max_queries=args.rag_max_queries,
     )
     sys.stdout.write(format_markdown_table(report["rows"], report["metrics"], 3, "strategy") + "\n")
+    rag = report.get("rag")
+    if rag:
+        sys.stdout.write(
+            f"\nRAG: top {rag['contexts']} contexts -> {rag['generator']}, {rag['queries']} queries\n"
+            + format_markdown_table(rag["rows"], rag["metrics"], 3, "row")
+            + "\n"
+        )
     bar = report.get("quality_bar")
     if bar:
         sys.stdout.write(
@@ -161,5 +171,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-fusion",
         action="store_true",
         help="report rerankers alone: no BM25 fusion for default and no fused control rows",
+    )
+    parser.add_argument(
+        "--rag",
+        default=None,
+        metavar="GENERATOR",
+        help="downstream RAG quality of every row: answer each test query from the row's top contexts with "
+        "GENERATOR (extractive, extractive:<bi-encoder>, smollm2, or a causal LM's name or folder) and score it",
+    )
+    parser.add_argument("--rag-contexts", type=int, default=3, help="contexts per answer (default: 3)")
+    parser.add_argument(
+        "--rag-max-queries",
+        type=int,
+        default=None,
+        help="answer a seeded sample of this many test queries (default: all)",
     )
     parser.set_defaults(func=run)
