@@ -1132,7 +1132,8 @@ def run_benchmark(
         "ablation_adapt": ablation_adapt,
         "fusion": fusion,
         "control_rows": [c for c in controls if c in done],
-        "rag": rag_config,
+        # only with rag set, so that reports without it still merge with those written before it existed
+        **({"rag": rag_config} if rag_config else {}),
     }
     picture = _pca_picture(out / "pca_neighbourhood.png", miners, data_name)
     timings["total_s"] = round(time.perf_counter() - started, 1)

@@ -74,7 +74,7 @@ def test_rag_rows_match_evaluate_rag_on_each_rows_own_ranking(eval_data_dir, tmp
         tmp_path / "s2",
         **{k: v for k, v in KWARGS.items() if k != "rag_contexts"},
     )
-    assert plain["rag"] is None and plain["config"]["rag"] is None
+    assert plain["rag"] is None and "rag" not in plain["config"]
     with pytest.raises(EvaluationError, match="differ in settings"):
         merge_benchmark_reports([a, plain], tmp_path / "bad")
 
