@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from hn_plugins.cli.eval_cmd import import_evaluation
+from hn_plugins.cli.eval_cmd import add_rag_arguments, import_evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -172,18 +172,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="report rerankers alone: no BM25 fusion for default and no fused control rows",
     )
-    parser.add_argument(
-        "--rag",
-        default=None,
-        metavar="GENERATOR",
-        help="downstream RAG quality of every row: answer each test query from the row's top contexts with "
-        "GENERATOR (extractive, extractive:<bi-encoder>, smollm2, or a causal LM's name or folder) and score it",
-    )
-    parser.add_argument("--rag-contexts", type=int, default=3, help="contexts per answer (default: 3)")
-    parser.add_argument(
-        "--rag-max-queries",
-        type=int,
-        default=None,
-        help="answer a seeded sample of this many test queries (default: all)",
-    )
+    add_rag_arguments(parser)
     parser.set_defaults(func=run)

@@ -269,6 +269,24 @@ def add_rag_evaluation(
     return report
 
 
+def add_rag_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--rag GENERATOR``, ``--rag-contexts K`` and ``--rag-max-queries N`` (``hn eval``, ``hn benchmark``)."""
+    parser.add_argument(
+        "--rag",
+        default=None,
+        metavar="GENERATOR",
+        help="downstream RAG quality: answer every test query from each row's top contexts with GENERATOR "
+        "(extractive, extractive:<bi-encoder>, smollm2, or a causal LM's name or folder) and score the answers",
+    )
+    parser.add_argument("--rag-contexts", type=int, default=3, help="contexts per answer (default: 3)")
+    parser.add_argument(
+        "--rag-max-queries",
+        type=int,
+        default=None,
+        help="answer a seeded sample of this many queries (default: all judged test queries)",
+    )
+
+
 def _check_rag_args(contexts: int, max_queries: int | None) -> None:
     if contexts < 1:
         raise ValueError(f"--rag-contexts must be >= 1, got {contexts}.")
@@ -409,20 +427,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=20,
         help="candidates --model re-orders after --prerank-model (20)",
     )
-    parser.add_argument(
-        "--rag",
-        default=None,
-        metavar="GENERATOR",
-        help="downstream RAG quality: answer every query from each row's top contexts with GENERATOR "
-        "(extractive, extractive:<bi-encoder>, smollm2, or a causal LM's name or folder) and score the answers",
-    )
-    parser.add_argument("--rag-contexts", type=int, default=3, help="contexts per answer (default: 3)")
-    parser.add_argument(
-        "--rag-max-queries",
-        type=int,
-        default=None,
-        help="answer a seeded sample of this many queries (default: all judged queries)",
-    )
+    add_rag_arguments(parser)
     parser.add_argument("--json", type=Path, default=None, help="write the JSON report here")
     parser.add_argument("--drop-empty", action="store_true", help="skip documents without text")
     parser.set_defaults(func=run)
