@@ -1171,7 +1171,6 @@ def _add_rag_values(
     """
     if generator is None:
         return None
-    started = time.perf_counter()
     try:
         by_seed = rag_reports_by_seed(
             test,
@@ -1189,11 +1188,7 @@ def _add_rag_values(
             values = by_seed[entry["seed"]]
             entry["rag"] = {"rows": values["rows"][name], "per_query": values["per_query"][name]}
     logger.info(
-        "RAG: %d distinct answers for %d rows x %d seeds in %.0fs",
-        len(generator.answers),
-        len(done),
-        len(by_seed),
-        time.perf_counter() - started,
+        "RAG: %d distinct answers for %d rows x %d seeds", len(generator.answers), len(done), len(by_seed)
     )
     return {"generator": generator.name, "contexts": contexts, "max_queries": max_queries}
 

@@ -21,7 +21,7 @@ from hn_plugins.data import RetrievalDataset
 from .generators import Generator, generator_name
 from .metrics import EvaluationError, rank_documents
 from .rag import evaluate_rag
-from .significance import paired_permutation_test
+from .significance import compare_rows
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def rag_reports_by_seed(
     contexts: int,
     max_queries: int | None,
 ) -> dict[int, dict[str, Any]]:
-    """Answer and score every row of every seed; ``{seed: RagReport.to_dict() without answers}``.
+    """Answer and score every row of every seed; ``{seed: {"rows": ..., "per_query": ...}}`` of each RagReport.
 
     Args:
         test: the benchmark's test split (the reranked one).
@@ -89,7 +89,7 @@ def rag_reports_by_seed(
     out: dict[int, dict[str, Any]] = {}
     for seed, runs in tops.items():
         report = evaluate_rag(test, runs, generator, contexts=contexts, max_queries=max_queries, seed=0)
-        out[seed] = {"rows": report.rows, "per_query": report.per_query, "seconds": report.seconds}
+        out[seed] = {"rows": report.rows, "per_query": report.per_query}
         logger.info(
             "RAG seed %d (%s, top %d): %s",
             seed,
@@ -139,17 +139,11 @@ def aggregate_rag(
         }
     significance: dict[str, dict[str, dict[str, float]]] = {}
     if "default" in per_query:
-        qids = list(per_query["default"])
-        for other in done:
-            if other == "default":
-                continue
-            significance[other] = {}
-            for metric in RAG_COMPARED:
-                a = [per_query["default"][q][metric] for q in qids]
-                b = [per_query[other][q][metric] for q in qids]
-                significance[other][metric] = {
-                    "delta": float(np.mean(a) - np.mean(b)),
-                    "p_value": paired_permutation_test(a, b, n_resamples=n_resamples, seed=0),
+        for metric in RAG_COMPARED:  # each row against default, turned round to read as default minus the row
+            for other, test in compare_rows(per_query, metrics, "default", metric, n_resamples).items():
+                significance.setdefault(other, {})[metric] = {
+                    "delta": -test["delta"],
+                    "p_value": test["p_value"],
                 }
     return {
         **dict(rag_config),
