@@ -21,6 +21,7 @@ from hn_plugins.data import RetrievalDataset
 from .generators import Generator, generator_name
 from .metrics import EvaluationError, rank_documents
 from .rag import evaluate_rag
+from .report import aggregate_seeds
 from .significance import compare_rows
 
 logger = logging.getLogger(__name__)
@@ -125,13 +126,9 @@ def aggregate_rag(
                 "settings."
             )
         metrics = list(seeds[0]["rag"]["rows"])
-        rows[name] = {
-            m: {
-                "mean": float(np.mean([s["rag"]["rows"][m] for s in seeds])),
-                "std": float(np.std([s["rag"]["rows"][m] for s in seeds])),
-            }
-            for m in metrics
-        }
+        # mean and sample std over seeds, as every retrieval row of the report (aggregate_seeds)
+        aggregated = aggregate_seeds([s["rag"]["rows"] for s in seeds])
+        rows[name] = {m: {"mean": v["mean"], "std": v["std"]} for m, v in aggregated.items()}
         qids = list(seeds[0]["rag"]["per_query"])
         per_query[name] = {
             q: {m: float(np.mean([s["rag"]["per_query"][q][m] for s in seeds])) for m in metrics}
