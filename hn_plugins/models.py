@@ -22,7 +22,40 @@ logger = logging.getLogger(__name__)
 #: ``tokenlearn-static-model``).
 DEFAULT_ENSEMBLE: tuple[str, ...] = ("all-MiniLM-L6-v2", "static-model")
 
-__all__ = ["DEFAULT_ENSEMBLE", "PACKAGED_MODELS", "load_sentence_transformer", "resolve_model_path"]
+__all__ = [
+    "DEFAULT_ENSEMBLE",
+    "PACKAGED_MODELS",
+    "hub_offline_setting",
+    "load_sentence_transformer",
+    "resolve_model_path",
+]
+
+#: Values that turn an offline variable on, as ``huggingface_hub`` reads them.
+_TRUE_VALUES = frozenset({"1", "ON", "YES", "TRUE"})
+
+
+def hub_offline_setting() -> str | None:
+    """The environment setting that keeps the Hugging Face Hub offline, as ``NAME=value``; ``None`` when online.
+
+    Read as ``huggingface_hub`` reads it, at call time: the first non-empty of ``HF_HUB_OFFLINE`` and
+    ``TRANSFORMERS_OFFLINE`` decides, and ``1``, ``ON``, ``YES`` or ``TRUE`` (any case) mean offline. Error
+    messages name the setting, so a user sees why a hub name was refused.
+
+    Example:
+        >>> import os
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "true"}):
+        ...     hub_offline_setting()
+        'HF_HUB_OFFLINE=true'
+        >>> with mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "1"}):
+        ...     hub_offline_setting() is None
+        True
+    """
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        value = os.environ.get(name)
+        if value:
+            return f"{name}={value}" if value.upper() in _TRUE_VALUES else None
+    return None
 
 
 def _site_dir(module: str) -> Path | None:
@@ -145,9 +178,10 @@ def load_sentence_transformer(
         from sentence_transformers.models import StaticEmbedding
 
         return SentenceTransformer(modules=[StaticEmbedding.from_model2vec(str(static_dir))], device=device)
-    if not Path(resolved).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+    offline = hub_offline_setting()
+    if not Path(resolved).exists() and offline:
         raise FileNotFoundError(
-            f"Model {text!r} is neither a local folder nor a packaged model, and HF_HUB_OFFLINE=1 forbids the hub. "
+            f"Model {text!r} is neither a local folder nor a packaged model, and {offline} forbids the hub. "
             f"Pass a local folder, or one of {sorted(PACKAGED_MODELS)} with its package installed."
         )
     return SentenceTransformer(resolved, device=device, trust_remote_code=trust_remote_code, **kwargs)

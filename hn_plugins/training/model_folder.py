@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from hn_plugins.models import resolve_model_path
+from hn_plugins.models import hub_offline_setting, resolve_model_path
 from hn_plugins.reranker import RERANKER_MARKER, _transformer_of
 
 logger = logging.getLogger(__name__)
@@ -60,9 +60,10 @@ def describe_base_model(base_model: str | os.PathLike[str]) -> dict[str, Any]:
             raise FileNotFoundError(
                 f"Base model folder {text} does not exist; pass a model folder or a hub name."
             )
-        if os.environ.get("HF_HUB_OFFLINE") == "1":
+        offline = hub_offline_setting()
+        if offline:
             raise FileNotFoundError(
-                f"Base model {text!r} is not a local folder or a packaged model, and HF_HUB_OFFLINE=1 forbids the "
+                f"Base model {text!r} is not a local folder or a packaged model, and {offline} forbids the "
                 "hub. Pass a local folder (e.g. one written by `hn bootstrap`) or all-MiniLM-L6-v2."
             )
         return {
