@@ -49,7 +49,8 @@ def describe_base_model(base_model: str | os.PathLike[str]) -> dict[str, Any]:
     "has_reranker_head", "is_sentence_transformer", "marker_kind"}``.
 
     Raises:
-        FileNotFoundError: a path that does not exist, or a hub name while ``HF_HUB_OFFLINE=1``.
+        FileNotFoundError: a path that does not exist, or a hub name while the hub is offline
+            (:func:`~hn_plugins.models.hub_offline_setting`).
         TrainingError: a folder that holds no model.
     """
     text = str(base_model)
