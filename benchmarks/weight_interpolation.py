@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 logger = logging.getLogger("weight_interpolation")
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -51,7 +49,7 @@ def run_dataset(path: Path, seed: int, max_length: int, work: Path) -> dict[str,
         first_stage_scores_by_text,
     )
     from hn_evaluation.rerank import evaluate_reranking
-    from hn_evaluation.significance import paired_permutation_test
+    from hn_evaluation.significance import compare_rows
     from hn_plugins import EmbedderEnsemble, HardNegativeMiner, PCAReducer, load_beir
     from hn_plugins.models import load_sentence_transformer
     from hn_plugins.training.trainer import fine_tune_reranker, trained_reranker_from_folder
@@ -59,14 +57,14 @@ def run_dataset(path: Path, seed: int, max_length: int, work: Path) -> dict[str,
     train = load_beir(path, split="train", empty_documents="drop")
     test = load_beir(path, split="test", empty_documents="drop")
     start_time = time.perf_counter()
-    ensemble = EmbedderEnsemble(["all-MiniLM-L6-v2", "static-model"], cache_dir=work / "cache")
-    miner = HardNegativeMiner(
-        ensemble, PCAReducer(variance=0.95), selector="default", num_negatives=1, seed=seed
-    )
     model_dir = work / f"{path.name}-seed{seed}-len{max_length}"
     if (model_dir / "hn_reranker.json").is_file():  # kept by an earlier run with --work: evaluate it again
         trained = trained_reranker_from_folder(model_dir)
     else:
+        ensemble = EmbedderEnsemble(["all-MiniLM-L6-v2", "static-model"], cache_dir=work / "cache")
+        miner = HardNegativeMiner(
+            ensemble, PCAReducer(variance=0.95), selector="default", num_negatives=1, seed=seed
+        )
         trained = fine_tune_reranker(
             miner.fit(train).mine(train),
             train,
@@ -107,16 +105,15 @@ def run_dataset(path: Path, seed: int, max_length: int, work: Path) -> dict[str,
         logger.info(
             "%s seed %d alpha %.2f: %s", path.name, seed, alpha, {k: round(v, 4) for k, v in rows.items()}
         )
+    # the rows as shipped (fused when a weight was chosen) against alpha = 1, query ids in sorted order
     suffix = "+fusion" if trained.fusion is not None else ""
-    reference = f"alpha=1.0{suffix}"
-    p_values = {}
-    for name in per_query:
-        if name.endswith(suffix) and name != reference:
-            qids = sorted(per_query[name])
-            p_values[name] = paired_permutation_test(
-                np.array([per_query[name][q] for q in qids]),
-                np.array([per_query[reference][q] for q in qids]),
-            )
+    compared = {
+        name: {q: {"mrr@10": by_query[q]} for q in sorted(by_query)}
+        for name, by_query in per_query.items()
+        if name.endswith(suffix)
+    }
+    tests = compare_rows(compared, ["mrr@10"], f"alpha=1.0{suffix}", "mrr@10")
+    p_values = {name: test["p_value"] for name, test in tests.items()}
     cross_fit = trained.metrics.get("cross_fit", {})
     return {
         "seed": seed,
