@@ -14,7 +14,7 @@ import random
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
@@ -387,6 +387,7 @@ def load_llamaindex_qa(path: str | Path | Mapping[str, object], name: str | None
         >>> ds.positive_pairs()
         [('q', 'n1')]
     """
+    data: dict[str, Any]
     if isinstance(path, Mapping):
         data = dict(path)
         label = name or "llamaindex-qa"
@@ -406,10 +407,10 @@ def load_llamaindex_qa(path: str | Path | Mapping[str, object], name: str | None
         raise DatasetError(
             f"QA JSON {label!r} lacks {missing}; expected keys 'queries', 'corpus' and 'relevant_docs'."
         )
-    corpus = {str(k): ("", str(v)) for k, v in dict(data["corpus"]).items()}  # type: ignore[arg-type]
-    queries = {str(k): str(v) for k, v in dict(data["queries"]).items()}  # type: ignore[arg-type]
+    corpus = {str(k): ("", str(v)) for k, v in dict(data["corpus"]).items()}
+    queries = {str(k): str(v) for k, v in dict(data["queries"]).items()}
     qrels: dict[str, dict[str, int]] = {}
-    for qid, docs in dict(data["relevant_docs"]).items():  # type: ignore[arg-type]
+    for qid, docs in dict(data["relevant_docs"]).items():
         if isinstance(docs, str):
             docs = [docs]
         qrels[str(qid)] = {str(d): 1 for d in docs}

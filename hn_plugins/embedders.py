@@ -276,14 +276,16 @@ class EmbedderEnsemble:
             if hasattr(spec, "state_dict") and hasattr(spec, "tokenize"):
                 fingerprint = _fingerprint_sentence_transformer(spec, str(name))
             else:
-                fingerprint = getattr(spec, "fingerprint", None)
-                if fingerprint is None:
+                declared = getattr(spec, "fingerprint", None)
+                if declared is None:
                     fingerprint = f"obj-{type(spec).__module__}.{type(spec).__qualname__}"
                     logger.warning(
                         "Encoder %r has no 'fingerprint' attribute; its cache entries are keyed by its class "
                         "name, so changing its weights needs a new cache_dir.",
                         name,
                     )
+                else:
+                    fingerprint = declared
             encoder = spec
         else:
             raise TypeError(

@@ -94,7 +94,8 @@ class ScoreFusion:
         weight: share of the reranker (1.0: reranker alone; 0.0: first stage alone).
         normalization: ``z`` or ``minmax``, applied per query to both score lists.
         first_stage: the first stage the weight was chosen for (informational, e.g. ``bm25``).
-        validation: validation MRR@10 of the reranker alone and fused (informational).
+        validation: validation MRR@10 of the reranker alone and fused (informational; cross-fitting adds a
+            ``method`` note).
 
     Example:
         >>> fusion = ScoreFusion(weight=0.5, normalization="minmax")
@@ -107,7 +108,7 @@ class ScoreFusion:
     weight: float
     normalization: Normalization = "z"
     first_stage: str = "bm25"
-    validation: Mapping[str, float] | None = None
+    validation: Mapping[str, float | str] | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.weight) <= 1.0:
@@ -146,7 +147,9 @@ def _mrr(order: np.ndarray, relevant: np.ndarray, k: int) -> float:
 
 
 def choose_fusion_weight(
-    queries: Sequence[tuple[Sequence[float], Sequence[float], Sequence[bool]]],
+    queries: Sequence[
+        tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray, Sequence[bool] | np.ndarray]
+    ],
     weights: Sequence[float] = FUSION_WEIGHTS,
     normalization: Normalization = "z",
     k: int = 10,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import faiss
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ class CandidateIndex:
         self.nlist = nlist
         self.nprobe = nprobe
         self.threads = threads
-        self._index = None
+        self._index: faiss.Index | None = None
         self.ntotal = 0
         self.resolved_kind: str | None = None
 
@@ -78,23 +81,26 @@ class CandidateIndex:
         kind = self.kind
         if kind == "auto":
             kind = "exact" if n < EXACT_LIMIT else "hnsw"
+        index: faiss.Index
         if kind == "exact":
             index = faiss.IndexFlatIP(d)
         elif kind == "hnsw":
-            index = faiss.IndexHNSWFlat(d, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = max(40, 2 * self.hnsw_m)
+            hnsw_index = faiss.IndexHNSWFlat(d, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            hnsw_index.hnsw.efConstruction = max(40, 2 * self.hnsw_m)
+            index = hnsw_index
         else:
             nlist = self.nlist or max(1, min(n // 39, int(np.sqrt(n))))
             quantizer = faiss.IndexFlatIP(d)
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            ivf_index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
             # k-means on a seeded sample of 64 points per cell (FAISS's own default would take 256 per cell)
             sample = min(n, 64 * nlist)
             rows = (
                 np.random.default_rng(0).choice(n, size=sample, replace=False) if sample < n else slice(None)
             )
-            index.train(vectors[rows])
-            index.nprobe = min(self.nprobe, nlist)
+            ivf_index.train(vectors[rows])
+            ivf_index.nprobe = min(self.nprobe, nlist)
             self._quantizer = quantizer  # keep alive
+            index = ivf_index
         index.add(vectors)
         self._index = index
         self.ntotal = n
@@ -111,7 +117,7 @@ class CandidateIndex:
         if k < 1:
             raise ValueError(f"CandidateIndex.search(): k must be >= 1, got {k}.")
         if self.resolved_kind == "hnsw":
-            self._index.hnsw.efSearch = max(self.ef_search, k)
+            cast("faiss.IndexHNSW", self._index).hnsw.efSearch = max(self.ef_search, k)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         scores, rows = self._index.search(queries, k)
         return scores, rows

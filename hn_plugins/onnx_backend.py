@@ -47,7 +47,7 @@ ONNX_DIR = "onnx"
 #: File :func:`export_onnx` writes into ``<folder>/onnx/``.
 EXPORT_MARKER = "export.json"
 #: ``backend`` values of :func:`hn_plugins.reranker.load_reranker` that run a model with onnxruntime.
-ONNX_BACKENDS: dict[str, str] = {"onnx": "fp32", "onnx-int8": "int8"}
+ONNX_BACKENDS: dict[str, Literal["int8", "fp32"]] = {"onnx": "fp32", "onnx-int8": "int8"}
 _FILES = {"fp32": "model.onnx", "int8": "model_qint8.onnx"}
 #: ``attention`` values of :func:`export_onnx`.
 ATTENTIONS = ("eager", "model")

@@ -448,7 +448,7 @@ def load_reranker(
             )
         onnx_reranker = OnnxCrossEncoderReranker(
             path, precision=ONNX_BACKENDS[backend], batch_size=batch_size
-        )  # type: ignore[arg-type]
+        )
         onnx_reranker.fusion = folder_fusion(onnx_reranker.folder)
         return onnx_reranker
     if path.exists():

@@ -617,7 +617,7 @@ class _Row:
     mine: Any = None  # callable(seed) -> MiningResult
     loss: str = "triplet"
     train_fraction: float | None = None
-    selection: str = "holdout"
+    selection: Literal["holdout", "cross-fit"] = "holdout"
     adapt: bool = False  # start from the base model adapted to the corpus (adapt_bi_encoder) instead
 
 
@@ -1034,6 +1034,7 @@ def run_benchmark(
                         if fusion:
                             choice = zero_shot_fusion_choice()
                             details[row.name]["fusion"] = choice.to_dict()
+                            assert fused_name is not None  # names_for names it whenever fusion is on
                             zero_fused = evaluate(fused_name, FusedScorer(scorer, choice, fs_scores))
                         zero_shot_cache["zero-shot"] = (evaluate("zero-shot", scorer), scorer, zero_fused)
                     report, scorer, fused_report = zero_shot_cache["zero-shot"]

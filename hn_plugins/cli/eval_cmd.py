@@ -11,7 +11,10 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from hn_plugins.onnx_backend import OnnxCrossEncoderReranker
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +110,11 @@ def _build_whole_document_reranker(
         return EmbeddedBiEncoderScorer(model, candidate_texts, query_texts, batch_size=64)
     reranker = load_reranker(spec, batch_size=64, backend=backend)  # type: ignore[arg-type]
     if backend != "torch":
+        # an ONNX backend: load_reranker returned an OnnxCrossEncoderReranker
+        onnx_reranker = cast("OnnxCrossEncoderReranker", reranker)
         if max_length is not None:
-            reranker.max_length = max_length
-        return reranker
+            onnx_reranker.max_length = max_length
+        return onnx_reranker
     if isinstance(reranker, BiEncoderReranker) and not (reranker.query_prompt or reranker.document_prompt):
         if max_length is not None:
             reranker.model.max_seq_length = max_length

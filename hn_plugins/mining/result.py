@@ -251,15 +251,15 @@ class MiningResult:
             counts = [len(r.negative_ids) for r in self.records if r.negative_ids]
             if not counts:
                 return rows
-            n = max(set(counts), key=counts.count)
+            n_negatives = max(set(counts), key=counts.count)
             for r in self.records:
-                if len(r.negative_ids) < n:
+                if len(r.negative_ids) < n_negatives:
                     continue
                 row = {
                     "anchor": dataset.queries[r.query_id],
                     "positive": dataset.document_text(r.positive_id),
                 }
-                for i, neg in enumerate(r.negative_ids[:n], start=1):
+                for i, neg in enumerate(r.negative_ids[:n_negatives], start=1):
                     row[f"negative_{i}"] = dataset.document_text(neg)
                 rows.append(row)
         elif output_format == "labeled-pair":

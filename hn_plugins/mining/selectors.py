@@ -479,8 +479,8 @@ class SentenceTransformersSelector(NegativeSelector):
         by_pair: dict[tuple[str, str], list[str]] = {}
         for row in mined:
             qid = query_of_text[(row["query"], row["positive"])]
-            pid = id_of_text.get(row["positive"])
-            by_pair.setdefault((qid, str(pid)), []).append(id_of_text[row["negative"]])
+            positive_id = id_of_text.get(row["positive"])
+            by_pair.setdefault((qid, str(positive_id)), []).append(id_of_text[row["negative"]])
         records = []
         for qid, pid in pairs:
             negs = by_pair.get((qid, id_of_text.get(ds.document_text(pid), pid)), [])

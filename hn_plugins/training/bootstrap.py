@@ -338,21 +338,21 @@ def bootstrap_cross_encoder(
     for offset, p in enumerate(train_pq):
         row_i = len(held) + offset
         src = index[p.doc_id]
-        order = [j for j in np.argsort(-sims[row_i], kind="stable") if j != src]
-        near = order[:neighbours]
-        far_pool = order[neighbours:]
+        by_score = [j for j in np.argsort(-sims[row_i], kind="stable") if j != src]
+        near = by_score[:neighbours]
+        far_pool = by_score[neighbours:]
         far = rng.sample(far_pool, min(random_documents, len(far_pool)))
         docs = [p.passage] + [texts[j] for j in near + far]
         labels = [float(own[row_i])] + [float(sims[row_i, j]) for j in near + far]
-        row: dict[str, Any] = {"query": p.query}
-        row.update({f"document_{i + 1}": d for i, d in enumerate(docs)})
-        row["label"] = labels
-        rows.append(row)
+        train_row: dict[str, Any] = {"query": p.query}
+        train_row.update({f"document_{i + 1}": d for i, d in enumerate(docs)})
+        train_row["label"] = labels
+        rows.append(train_row)
 
     # 4. train the cross-encoder (best epoch on the held-out pseudo-queries is kept)
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
-    from transformers import EarlyStoppingCallback
+    from transformers import EarlyStoppingCallback, TrainerCallback
 
     loss = CrossEncoderListwiseDistillationLoss(model, teacher_temperature=teacher_temperature)
     out = Path(output_dir).expanduser().resolve()
@@ -360,6 +360,11 @@ def bootstrap_cross_encoder(
     if work.exists():
         shutil.rmtree(work)
     steps_per_epoch = max(1, -(-len(rows) // batch_size))
+    head_lr_args: dict[str, Any] = (
+        {"learning_rate_mapping": {r"classifier\.": head_lr}}
+        if head_lr and base_info.get("head") == "untrained"
+        else {}
+    )
     args = CrossEncoderTrainingArguments(
         output_dir=str(work),
         num_train_epochs=epochs,
@@ -381,13 +386,9 @@ def bootstrap_cross_encoder(
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
-        **(
-            {"learning_rate_mapping": {r"classifier\.": head_lr}}
-            if head_lr and base_info.get("head") == "untrained"
-            else {}
-        ),
+        **head_lr_args,
     )
-    callbacks = (
+    callbacks: list[TrainerCallback] = (
         [EarlyStoppingCallback(early_stopping_patience)] if early_stopping_patience is not None else []
     )
     trainer = CrossEncoderTrainer(

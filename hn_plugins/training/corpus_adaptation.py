@@ -107,7 +107,7 @@ def adapt_bi_encoder(
         >>> load_reranker(folder).score("library use studies", ["Use Made of Technical Libraries"])  # doctest: +SKIP
     """
     from datasets import Dataset
-    from sentence_transformers import (
+    from sentence_transformers import (  # type: ignore[attr-defined]  # 6.x: losses is an import-time alias
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
         losses,

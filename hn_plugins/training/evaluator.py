@@ -370,7 +370,8 @@ class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
             else {f"{self.name}_{k}": v for k, v in metrics.items()}
         )
         if hasattr(self, "store_metrics_in_model_card_data") and hasattr(model, "model_card_data"):
-            self.store_metrics_in_model_card_data(model, prefixed, epoch, steps)
+            # sentence-transformers annotates epoch as int, but its trainer passes the fractional state.epoch
+            self.store_metrics_in_model_card_data(model, prefixed, epoch, steps)  # type: ignore[arg-type]
         return prefixed
 
     def get_config_dict(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -117,7 +117,10 @@ def choose_by_cross_fitting(
         }
         fusion = None
         if fuse:
-            weight, by_weight = choose_fusion_weight(pooled, normalization=normalization)
+            # fuse holds only when every evaluator has first-stage scores, so no pooled entry carries None
+            weight, by_weight = choose_fusion_weight(
+                cast("list[tuple[np.ndarray, list[float], list[bool]]]", pooled), normalization=normalization
+            )
             entry["mrr@10_fused"], entry["weight"] = by_weight[weight], weight
             fusion = ScoreFusion(
                 weight=weight,

@@ -28,7 +28,7 @@ __all__ = ["measure_loss_overhead", "measure_reranking_speed"]
 
 def _rows_for(
     records: Sequence[TripletRecord], dataset: RetrievalDataset, k: int
-) -> dict[str, list[list[str]]]:
+) -> dict[str, list[list[str]] | list[list[float]]]:
     """Columns for one batch: n-tuple columns and the labeled pairs of the same records."""
     anchors = [dataset.queries[r.query_id] for r in records]
     positives = [dataset.document_text(r.positive_id) for r in records]

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from hn_plugins.training.model_folder import (
     write_marker_and_card,
 )
 from hn_plugins.training.selection import CrossFitDecision, choose_by_cross_fitting
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
 
 logger = logging.getLogger(__name__)
 
@@ -335,6 +338,7 @@ def _fit(
     cbs = list(callbacks or [])
     if early_stopping_patience is not None and evaluator is not None:
         cbs.append(EarlyStoppingCallback(early_stopping_patience=early_stopping_patience))
+    args: TrainingArguments
     if kind == "cross":
         from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
 
@@ -523,7 +527,7 @@ def fine_tune_reranker(
             "selection='holdout' to validate on it."
         )
     work = work_dir_for(out)
-    setup = dict(
+    setup: dict[str, Any] = dict(
         result=result,
         base_model=base_model,
         kind=kind,
@@ -546,6 +550,7 @@ def fine_tune_reranker(
         batch_size=max(32, batch_size),
     )
     decision: CrossFitDecision | None = None
+    start: dict[str, Any] | None
     if selection == "cross-fit":
         # 1. one model per fold of the train queries; every train query validates exactly one of them
         fold_evaluators = []
