@@ -104,7 +104,7 @@ class CascadeReranker(_FusionMixin):
             self.slow,
             query,
             [documents[i] for i in head],
-            [first_stage[i] for i in head] if first_stage is not None else None,  # type: ignore[misc]
+            [first_stage[i] for i in head] if first_stage is not None else None,
         )
         scores = np.empty(len(documents), dtype=np.float32)
         scores[head] = slow_scores

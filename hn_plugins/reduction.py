@@ -142,7 +142,7 @@ class PCAReducer(TransformerMixin, BaseEstimator):
             out[start : start + _TRANSFORM_BLOCK_ROWS] = (block - mean) @ components
         return out
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags

@@ -417,7 +417,7 @@ def combine_verified_default_negatives(
     return merged
 
 
-class _FloorScores(dict):  # type: ignore[type-arg]
+class _FloorScores(dict):
     """``{document text: first-stage score}`` of one query; a document outside it scores ``floor``."""
 
     def __init__(self, scores: Mapping[str, float], floor: float) -> None:
@@ -428,7 +428,7 @@ class _FloorScores(dict):  # type: ignore[type-arg]
         return self.floor
 
 
-class _FloorScoresByQuery(dict):  # type: ignore[type-arg]
+class _FloorScoresByQuery(dict):
     """``{query text: _FloorScores}``; a query without candidates gets floor 0.0 for every document."""
 
     def __missing__(self, key: str) -> _FloorScores:

@@ -53,7 +53,7 @@ def corpus_texts(
             raise EvaluationError("The corpus is empty; give at least one document {doc_id: (title, text)}.")
         first = next(iter(dataset_or_corpus.values()))
         if isinstance(first, str):
-            corpus = {str(d): ("", str(t)) for d, t in dataset_or_corpus.items()}  # type: ignore[arg-type]
+            corpus = {str(d): ("", str(t)) for d, t in dataset_or_corpus.items()}
         else:
             corpus = {str(d): (str(v[0] or ""), str(v[1] or "")) for d, v in dataset_or_corpus.items()}
         ids = list(corpus)

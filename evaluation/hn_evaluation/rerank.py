@@ -86,12 +86,12 @@ class BiEncoderScorer:
 
 def _scorer(name: str, reranker: Any) -> Callable[[str, Sequence[str]], Any]:
     if callable(getattr(reranker, "score", None)):
-        return reranker.score  # type: ignore[no-any-return]
+        return reranker.score
     if callable(getattr(reranker, "predict", None)):
         predict = reranker.predict
         return lambda query, documents: predict([(query, d) for d in documents])
     if callable(reranker):
-        return reranker  # type: ignore[no-any-return]
+        return reranker
     raise EvaluationError(
         f"Reranker {name!r} is a {type(reranker).__name__}, which has no score(query, documents) method; "
         "pass an object with score(), a CrossEncoder (predict), a callable f(query, documents), or None for "

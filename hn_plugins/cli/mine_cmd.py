@@ -6,8 +6,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hn_plugins.models import DEFAULT_ENSEMBLE
+
+if TYPE_CHECKING:
+    from hn_plugins.data import RetrievalDataset
+    from hn_plugins.mining.miner import HardNegativeMiner
+    from hn_plugins.mining.verifier import FalseNegativeVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +79,7 @@ def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_miner(args: argparse.Namespace, show_progress_bar: bool = True):  # type: ignore[no-untyped-def]
+def build_miner(args: argparse.Namespace, show_progress_bar: bool = True) -> HardNegativeMiner:
     from hn_plugins.embedders import EmbedderEnsemble
     from hn_plugins.mining.miner import HardNegativeMiner
     from hn_plugins.mining.selectors import get_selector
@@ -110,7 +116,7 @@ def build_miner(args: argparse.Namespace, show_progress_bar: bool = True):  # ty
     )
 
 
-def load_data(path: Path, split: str, drop_empty: bool):  # type: ignore[no-untyped-def]
+def load_data(path: Path, split: str, drop_empty: bool) -> RetrievalDataset:
     from hn_plugins.data import load_beir, load_llamaindex_qa
 
     if path.is_file() and path.suffix == ".json":
@@ -118,7 +124,7 @@ def load_data(path: Path, split: str, drop_empty: bool):  # type: ignore[no-unty
     return load_beir(path, split=split, empty_documents="drop" if drop_empty else "raise")
 
 
-def build_verifier(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def build_verifier(args: argparse.Namespace) -> FalseNegativeVerifier | None:
     """The ``--verify-with`` teacher as a :class:`~hn_plugins.mining.verifier.FalseNegativeVerifier` (or ``None``).
 
     Built before mining, so a bad model or margin stops the command before any embedding work.

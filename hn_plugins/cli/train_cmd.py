@@ -11,20 +11,13 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
-def _load_data(path: Path, split: str, drop_empty: bool):  # type: ignore[no-untyped-def]
-    from hn_plugins.data import load_beir, load_llamaindex_qa
-
-    if path.is_file() and path.suffix == ".json":
-        return load_llamaindex_qa(path)
-    return load_beir(path, split=split, empty_documents="drop" if drop_empty else "raise")
-
-
 def run(args: argparse.Namespace) -> int:
+    from hn_plugins.cli.mine_cmd import load_data
     from hn_plugins.training.trainer import fine_tune_reranker
 
     if args.split == "test":
         logger.warning("Training on the test split: evaluate on another split, or the numbers mean nothing.")
-    dataset = _load_data(args.data, args.split, args.drop_empty)
+    dataset = load_data(args.data, args.split, args.drop_empty)
     logger.info("Loaded %r", dataset)
     result = fine_tune_reranker(
         args.triplets,

@@ -262,9 +262,9 @@ class PaperSelector(_CriteriaSelector):
 
     name = "paper"
 
-    def _filter(self, context, q_vec, s_qp, p_vec, rows, s_qd, query_id):  # type: ignore[no-untyped-def]
+    def _filter(self, context, q_vec, s_qp, p_vec, rows, s_qd, query_id):
         eq5 = s_qd > s_qp  # d(Q,D) < d(Q,PD)
-        s_pd = context.doc_vectors[rows].astype(np.float64) @ p_vec.astype(np.float64)  # type: ignore[index]
+        s_pd = context.doc_vectors[rows].astype(np.float64) @ p_vec.astype(np.float64)
         eq6 = s_qd > s_pd  # d(Q,D) < d(PD,D)
         return eq5 & eq6, {"rejected_eq5": int((~eq5).sum()), "rejected_eq6": int((eq5 & ~eq6).sum())}
 
@@ -282,7 +282,7 @@ class DenseTopKSelector(_CriteriaSelector):
 
     name = "dense-topk"
 
-    def _filter(self, context, q_vec, s_qp, p_vec, rows, s_qd, query_id):  # type: ignore[no-untyped-def]
+    def _filter(self, context, q_vec, s_qp, p_vec, rows, s_qd, query_id):
         return np.ones(len(rows), dtype=bool), {}
 
 
@@ -311,7 +311,7 @@ class PositiveAwareSelector(_CriteriaSelector):
             )
         self.relative_margin = relative_margin
 
-    def _filter(self, context, q_vec, s_qp, p_vec, rows, s_qd, query_id):  # type: ignore[no-untyped-def]
+    def _filter(self, context, q_vec, s_qp, p_vec, rows, s_qd, query_id):
         docs = context.doc_vectors
         pos_scores = [
             float(np.dot(q_vec.astype(np.float64), docs[context.row_of[p]].astype(np.float64)))

@@ -186,7 +186,7 @@ def score_documents(
     )
 
 
-class RerankingMRREvaluator(_BaseEvaluator):  # type: ignore[misc,valid-type]
+class RerankingMRREvaluator(_BaseEvaluator):
     """Rerank first-stage candidates of judged queries; report MRR@3 and MRR@10 (primary: MRR@10).
 
     Args:
