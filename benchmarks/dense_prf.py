@@ -58,8 +58,9 @@ def _rows(split: Any, bm25: Any, doc_vectors: np.ndarray, index: dict, model: An
 
 
 def _reciprocal_rank(scores: np.ndarray, relevant: np.ndarray, k: int = 10) -> float:
-    hits = np.flatnonzero(relevant[np.argsort(-scores, kind="stable")[:k]])
-    return 1.0 / (hits[0] + 1) if hits.size else 0.0
+    from hn_plugins.fusion import _mrr  # the reciprocal rank that choose_fusion_weight scores weights by
+
+    return _mrr(np.argsort(-scores, kind="stable"), relevant, k)
 
 
 def _per_query(rows: list, weight: float, feedback: int, gamma: float) -> np.ndarray:
@@ -100,9 +101,9 @@ def measure(path: Path, max_length: int) -> dict[str, Any]:
     grid = [(k, g) for g in GAMMAS for k in FEEDBACK_DOCS if g or k == FEEDBACK_DOCS[0]]
     train_values = {cell: float(_per_query(train_rows, weight, *cell).mean()) for cell in grid}
     chosen = max(grid, key=lambda cell: (round(train_values[cell], 12), -cell[1], -cell[0]))
-    fused = _per_query(test_rows, weight, FEEDBACK_DOCS[0], 0.0)
-    with_feedback = _per_query(test_rows, weight, *chosen)
-    test_values = {cell: float(_per_query(test_rows, weight, *cell).mean()) for cell in grid}
+    test_per_query = {cell: _per_query(test_rows, weight, *cell) for cell in grid}
+    test_values = {cell: float(values.mean()) for cell, values in test_per_query.items()}
+    fused, with_feedback = test_per_query[grid[0]], test_per_query[chosen]
     best_on_test = max(grid, key=lambda cell: test_values[cell])
     return {
         "train_queries": len(train_rows),
