@@ -5,7 +5,7 @@ Names load on first use (as in :mod:`hn_plugins`), so importing one submodule st
 
 from __future__ import annotations
 
-from hn_plugins._lazy import lazy_exports
+from hn_plugins.lazy import lazy_exports
 
 _EXPORTS = {
     "DefaultSelector": "hn_plugins.mining.default_selector",

@@ -5,7 +5,7 @@ Importing this package is light; torch and sentence-transformers load when a nam
 
 from __future__ import annotations
 
-from hn_plugins._lazy import lazy_exports
+from hn_plugins.lazy import lazy_exports
 
 _EXPORTS = {
     "CrossEncoderTripletMarginLoss": "hn_plugins.training.losses",

@@ -203,7 +203,7 @@ def measure_reranking_speed(
 
             model, _ = load_base_model(model, "cross")
         else:
-            from hn_plugins.reranker import load_reranker
+            from hn_plugins.rerankers.loading import load_reranker
 
             model = load_reranker(model).model
     if max_length is not None and hasattr(model, "max_seq_length"):

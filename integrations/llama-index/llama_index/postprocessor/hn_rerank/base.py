@@ -21,7 +21,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from hn_plugins.cascade import CascadeReranker
 from hn_plugins.registry import registry_moved, registry_version
-from hn_plugins.reranker import load_reranker
+from hn_plugins.rerankers.loading import load_reranker
 
 if TYPE_CHECKING:
     from llama_index.postprocessor.hn_rerank.data import IndexSource, QAPairs

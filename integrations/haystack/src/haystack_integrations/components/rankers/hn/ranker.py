@@ -15,7 +15,8 @@ from haystack.utils import ComponentDevice
 from hn_plugins.cascade import CascadeReranker
 from hn_plugins.models import DEFAULT_ENSEMBLE
 from hn_plugins.registry import registry_moved, registry_version
-from hn_plugins.reranker import RERANKER_BACKENDS, Reranker, RerankerLoadError, load_reranker
+from hn_plugins.rerankers.base import Reranker, RerankerLoadError
+from hn_plugins.rerankers.loading import RERANKER_BACKENDS, load_reranker
 
 if TYPE_CHECKING:
     from haystack_integrations.components.rankers.hn.training import QAPair
