@@ -24,7 +24,7 @@ _EXPORTS = {
     "MiningResult": "hn_plugins.mining.result",
     "TripletRecord": "hn_plugins.mining.result",
     "FalseNegativeVerifier": "hn_plugins.mining.verifier",
-    "get_selector": "hn_plugins.mining.selectors",
+    "get_selector": "hn_plugins.mining.named_selectors",
     "DefaultSelector": "hn_plugins.mining.default_selector",
     "ModelRegistry": "hn_plugins.registry",
     "RetrainingJob": "hn_plugins.retrain",
@@ -33,6 +33,7 @@ _EXPORTS = {
     "export_onnx": "hn_plugins.rerankers.onnx_cross_encoder",
     "OnnxCrossEncoderReranker": "hn_plugins.rerankers.onnx_cross_encoder",
     "fine_tune_reranker": "hn_plugins.training.trainer",
+    "FineTuneSettings": "hn_plugins.training.settings",
     "bootstrap_cross_encoder": "hn_plugins.training.bootstrap",
     "adapt_bi_encoder": "hn_plugins.training.corpus_adaptation",
 }

@@ -13,7 +13,7 @@ _EXPORTS = {
     "HardNegativeMiner": "hn_plugins.mining.miner",
     "MiningResult": "hn_plugins.mining.result",
     "TripletRecord": "hn_plugins.mining.result",
-    "get_selector": "hn_plugins.mining.selectors",
+    "get_selector": "hn_plugins.mining.named_selectors",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports("hn_plugins.mining", _EXPORTS)

@@ -91,9 +91,9 @@ def measure_loss_overhead(
     from sentence_transformers.cross_encoder import CrossEncoder
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
+    from hn_plugins.training.fit import seed_everything
     from hn_plugins.training.losses import CrossEncoderListwiseSoftmaxLoss, CrossEncoderTripletMarginLoss
     from hn_plugins.training.model_folder import load_base_model
-    from hn_plugins.training.trainer import seed_everything
 
     usable = [r for r in records if len(r.negative_ids) >= num_negatives]
     needed = batch_size * (steps + warmup_steps)
