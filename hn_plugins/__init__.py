@@ -6,7 +6,7 @@ Importing this package is light: heavy dependencies (torch, sentence-transformer
 
 from __future__ import annotations
 
-from hn_plugins._lazy import lazy_exports
+from hn_plugins.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -24,15 +24,16 @@ _EXPORTS = {
     "MiningResult": "hn_plugins.mining.result",
     "TripletRecord": "hn_plugins.mining.result",
     "FalseNegativeVerifier": "hn_plugins.mining.verifier",
-    "get_selector": "hn_plugins.mining.selectors",
+    "get_selector": "hn_plugins.mining.named_selectors",
     "DefaultSelector": "hn_plugins.mining.default_selector",
     "ModelRegistry": "hn_plugins.registry",
     "RetrainingJob": "hn_plugins.retrain",
-    "load_reranker": "hn_plugins.reranker",
+    "load_reranker": "hn_plugins.rerankers.loading",
     "CascadeReranker": "hn_plugins.cascade",
-    "export_onnx": "hn_plugins.onnx_backend",
-    "OnnxCrossEncoderReranker": "hn_plugins.onnx_backend",
+    "export_onnx": "hn_plugins.rerankers.onnx_cross_encoder",
+    "OnnxCrossEncoderReranker": "hn_plugins.rerankers.onnx_cross_encoder",
     "fine_tune_reranker": "hn_plugins.training.trainer",
+    "FineTuneSettings": "hn_plugins.training.settings",
     "bootstrap_cross_encoder": "hn_plugins.training.bootstrap",
     "adapt_bi_encoder": "hn_plugins.training.corpus_adaptation",
 }

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hn_plugins.reranker import _FusionMixin, fuse_with_first_stage
+from hn_plugins.rerankers.base import FusionMixin, fuse_with_first_stage
 
 __all__ = ["CascadeReranker"]
 
@@ -34,7 +34,7 @@ def _stage_scores(
     return np.asarray(scores, dtype=np.float32).reshape(len(documents))
 
 
-class CascadeReranker(_FusionMixin):
+class CascadeReranker(FusionMixin):
     """Rerank with a fast reranker, then re-order its ``top_k`` with a slow one.
 
     Scores: the ``top_k`` documents of the fast stage get the slow stage's scores; every other document gets a score

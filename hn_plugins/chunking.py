@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hn_plugins.reranker import _FusionMixin
+from hn_plugins.rerankers.base import FusionMixin
 
 AGGREGATES = ("max", "first")
 
@@ -68,7 +68,7 @@ def split_into_windows(text: str, window_words: int = 128, stride_words: int = 9
     return windows
 
 
-class ChunkedReranker(_FusionMixin):
+class ChunkedReranker(FusionMixin):
     """Score long documents window by window with any reranker and keep the best window's score.
 
     Args:

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DatasetError",
     "RetrievalDataset",
+    "join_title_text",
     "load_beir",
     "load_llamaindex_qa",
 ]
@@ -28,6 +29,27 @@ __all__ = [
 
 class DatasetError(ValueError):
     """Raised when a dataset file or object is malformed; the message names the problem and the fix."""
+
+
+def join_title_text(title: str | None, text: str | None) -> str:
+    """The text a model sees for a document with ``title`` and ``text``: ``"title. text"``, the text alone when it
+    starts with the title (many abstracts repeat it), or whichever part is present.
+
+    Example:
+        >>> join_title_text("Boundary layers", "Experiments at Mach 3.")
+        'Boundary layers. Experiments at Mach 3.'
+        >>> join_title_text("What is pip?", "pip installs packages.")
+        'What is pip? pip installs packages.'
+        >>> join_title_text("", "Only text.")
+        'Only text.'
+    """
+    title, text = (title or "").strip(), (text or "").strip()
+    if title and text:
+        if text.lower().startswith(title.lower()):
+            return text
+        sep = " " if title.endswith((".", "?", "!", ":")) else ". "
+        return f"{title}{sep}{text}"
+    return title or text
 
 
 @dataclass
@@ -104,14 +126,7 @@ class RetrievalDataset:
     # ------------------------------------------------------------------ views
     def document_text(self, doc_id: str) -> str:
         """The text a model sees for a document: ``"title. text"`` (or whichever part is present)."""
-        title, text = self.corpus[doc_id]
-        title, text = (title or "").strip(), (text or "").strip()
-        if title and text:
-            if text.lower().startswith(title.lower()):  # many abstracts repeat their title
-                return text
-            sep = " " if title.endswith((".", "?", "!", ":")) else ". "
-            return f"{title}{sep}{text}"
-        return title or text
+        return join_title_text(*self.corpus[doc_id])
 
     @property
     def doc_ids(self) -> list[str]:

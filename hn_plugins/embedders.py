@@ -20,11 +20,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hn_plugins.cache import EmbeddingCache, content_hash
+from hn_plugins.encoding import encode_texts
 from hn_plugins.models import load_sentence_transformer, resolve_model_path
+from hn_plugins.ray_backend import ray_encode
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EmbedderEnsemble", "EmbeddingError", "Encoder", "OnnxEncoder", "l2_normalize"]
+__all__ = ["EmbedderEnsemble", "EmbeddingError", "Encoder", "OnnxEncoder", "encode_texts", "l2_normalize"]
 
 
 class EmbeddingError(ValueError):
@@ -123,37 +125,6 @@ class OnnxEncoder:
                 result = (result * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             outs.append(np.asarray(result, dtype=np.float32))
         return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=np.float32)
-
-
-def encode_texts(encoder: Any, texts: Sequence[str], prompt: str | None, batch_size: int) -> np.ndarray:
-    """Raw (not normalised) float32 vectors of ``texts`` from a sentence-transformers model or any ``encode`` object.
-
-    The one encoding call of the library: :class:`EmbedderEnsemble` uses it locally and every Ray actor
-    (:mod:`hn_plugins.ray_backend`) uses it remotely.
-
-    Example:
-        >>> class Toy:
-        ...     def encode(self, sentences, **kw):
-        ...         return [[len(s), 1.0] for s in sentences]
-        >>> encode_texts(Toy(), ["ab", "abcd"], prompt="q: ", batch_size=8).tolist()
-        [[5.0, 1.0], [7.0, 1.0]]
-    """
-    kwargs: dict[str, Any] = {"batch_size": batch_size}
-    is_st = hasattr(encoder, "tokenize") and hasattr(encoder, "state_dict")
-    if is_st:
-        kwargs.update(convert_to_numpy=True, show_progress_bar=False, normalize_embeddings=False)
-        if prompt:
-            kwargs["prompt"] = prompt
-        inputs = list(texts)
-    else:
-        inputs = [f"{prompt}{t}" for t in texts] if prompt else list(texts)
-    try:
-        vectors = encoder.encode(inputs, **kwargs)
-    except TypeError:
-        vectors = encoder.encode(inputs)
-    if hasattr(vectors, "detach"):
-        vectors = vectors.detach().cpu().numpy()
-    return np.asarray(vectors, dtype=np.float32)
 
 
 @dataclass
@@ -317,8 +288,6 @@ class EmbedderEnsemble:
             return np.zeros((0, self._dims[index] or 0), dtype=np.float32)
         self.encode_calls += len(texts)
         if remote:
-            from hn_plugins.ray_backend import ray_encode
-
             vectors = ray_encode(
                 member.spec,
                 texts,

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from hn_plugins.embedders import encode_texts
+from hn_plugins.encoding import encode_texts
+from hn_plugins.models import load_sentence_transformer
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ class _EncodeActor:
 
     def __init__(self, spec: Any, prompt: str | None, batch_size: int, trust_remote_code: bool) -> None:
         if isinstance(spec, str):
-            from hn_plugins.models import load_sentence_transformer
-
             self.encoder = load_sentence_transformer(spec, trust_remote_code=trust_remote_code)
         else:
             self.encoder = spec

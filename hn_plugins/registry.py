@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hn_plugins.reranker import REGISTRY_MARKER, registry_moved, registry_version
+from hn_plugins.rerankers.folders import REGISTRY_MARKER, registry_moved, registry_version
 
 logger = logging.getLogger(__name__)
 

@@ -386,7 +386,7 @@ class RetrainingJob:
     def _mine(self, train: RetrievalDataset) -> tuple[Any, dict[str, dict[str, int]]]:
         from hn_plugins.embedders import EmbedderEnsemble
         from hn_plugins.mining.miner import HardNegativeMiner
-        from hn_plugins.mining.selectors import get_selector
+        from hn_plugins.mining.named_selectors import get_selector
         from hn_plugins.reduction import PCAReducer
 
         selector = get_selector(self.selector)

@@ -12,8 +12,8 @@ from hn_plugins.data import RetrievalDataset
 from hn_plugins.embedders import EmbedderEnsemble, l2_normalize
 from hn_plugins.mining.default_selector import DefaultSelector, merge_default_records
 from hn_plugins.mining.miner import HardNegativeMiner
+from hn_plugins.mining.named_selectors import get_selector
 from hn_plugins.mining.result import MiningResult, TripletRecord
-from hn_plugins.mining.selectors import get_selector
 from hn_plugins.reduction import PCAReducer
 
 
@@ -184,3 +184,13 @@ def test_hn_mine_selector_default(shared_data, tmp_path, capsys):
     assert diagnostics["config"]["seed"] == 3
     printed = capsys.readouterr().out
     assert "pairs from fallback" in printed and "random negatives added" in printed
+
+
+def test_get_selector_keeps_its_first_import_path_with_a_deprecation_warning() -> None:
+    import hn_plugins.mining.selectors as selectors
+
+    with pytest.warns(DeprecationWarning, match="named_selectors"):
+        old = selectors.get_selector
+    assert old is get_selector
+    with pytest.raises(AttributeError, match="no_such_name"):
+        selectors.no_such_name  # noqa: B018

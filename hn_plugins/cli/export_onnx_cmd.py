@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hn_plugins.onnx_backend import export_onnx
+    from hn_plugins.rerankers.onnx_cross_encoder import export_onnx
 
     try:
         info = export_onnx(args.model, int8=not args.no_int8, opset=args.opset, attention=args.attention)

@@ -82,7 +82,7 @@ def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
 def build_miner(args: argparse.Namespace, show_progress_bar: bool = True) -> HardNegativeMiner:
     from hn_plugins.embedders import EmbedderEnsemble
     from hn_plugins.mining.miner import HardNegativeMiner
-    from hn_plugins.mining.selectors import get_selector
+    from hn_plugins.mining.named_selectors import get_selector
     from hn_plugins.reduction import PCAReducer
 
     selector = get_selector(args.selector)

@@ -127,7 +127,7 @@ class DefaultSelector(NegativeSelector):
         random_negatives: random negatives appended per pair (0: none).
 
     Example:
-        >>> from hn_plugins.mining.selectors import get_selector
+        >>> from hn_plugins.mining.named_selectors import get_selector
         >>> selector = get_selector("default")
         >>> selector.name, selector.get_config_dict()["fallback"]["relative_margin"]
         ('default', 0.05)

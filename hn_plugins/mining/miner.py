@@ -12,8 +12,9 @@ import numpy as np
 from hn_plugins.data import DatasetError, RetrievalDataset
 from hn_plugins.embedders import EmbedderEnsemble, l2_normalize
 from hn_plugins.index import CandidateIndex, IndexKind
+from hn_plugins.mining.named_selectors import get_selector
 from hn_plugins.mining.result import MiningResult
-from hn_plugins.mining.selectors import NegativeSelector, SamplingStrategy, SelectionContext, get_selector
+from hn_plugins.mining.selectors import NegativeSelector, SamplingStrategy, SelectionContext
 from hn_plugins.reduction import PCAReducer
 
 logger = logging.getLogger(__name__)

@@ -8,9 +8,11 @@ A query's positives and excluded documents are never negatives, whatever the sel
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,7 +34,6 @@ __all__ = [
     "RandomSelector",
     "SelectionContext",
     "SentenceTransformersSelector",
-    "get_selector",
     "stable_seed",
 ]
 
@@ -494,41 +495,15 @@ class SentenceTransformersSelector(NegativeSelector):
         return {"name": self.name, **self.kwargs}
 
 
-def _default_selector(**kwargs: Any) -> NegativeSelector:
-    # imported here: DefaultSelector is built from the selectors of this module
-    from hn_plugins.mining.default_selector import DefaultSelector
-
-    return DefaultSelector(**kwargs)
-
-
-_SELECTORS: dict[str, Callable[..., NegativeSelector]] = {
-    "default": _default_selector,
-    "paper": PaperSelector,
-    "dense-topk": DenseTopKSelector,
-    "positive-aware": PositiveAwareSelector,
-    "random": RandomSelector,
-    "bm25": BM25Selector,
-    "st": SentenceTransformersSelector,
-}
-
-
-def get_selector(selector: str | NegativeSelector, **kwargs: Any) -> NegativeSelector:
-    """A selector by name or as given.
-
-    Names: ``paper``, ``random``, ``bm25``, ``dense-topk``, ``positive-aware``, ``st``, and ``default`` (the paper's
-    negatives, the positive-aware fallback and one random negative:
-    :class:`~hn_plugins.mining.default_selector.DefaultSelector`).
-
-    ``in-batch`` is not a mining selector: it is the training loss ``in-batch`` (other pairs' positives).
-    """
-    if isinstance(selector, NegativeSelector):
-        return selector
-    if selector == "in-batch":
-        raise ValueError(
-            "'in-batch' negatives are chosen at training time: train with loss='in-batch' "
-            "(hn train --loss in-batch) on positive pairs instead of mining."
+def __getattr__(name: str) -> Any:
+    """``get_selector`` under its first import path; it lives in :mod:`hn_plugins.mining.named_selectors`."""
+    if name == "get_selector":
+        warnings.warn(
+            "hn_plugins.mining.selectors.get_selector moved to hn_plugins.mining.named_selectors.get_selector "
+            "(also importable as hn_plugins.mining.get_selector).",
+            DeprecationWarning,
+            stacklevel=2,
         )
-    factory = _SELECTORS.get(selector)
-    if factory is None:
-        raise ValueError(f"Unknown selector {selector!r}; choose one of {sorted(_SELECTORS)}.")
-    return factory(**kwargs)
+        # by name: named_selectors imports this module (and default_selector), never the reverse
+        return importlib.import_module("hn_plugins.mining.named_selectors").get_selector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

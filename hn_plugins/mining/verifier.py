@@ -140,7 +140,8 @@ class FalseNegativeVerifier:
         Example:
             >>> verifier = FalseNegativeVerifier.from_model("bi:all-MiniLM-L6-v2", margin=0.05)  # doctest: +SKIP
         """
-        from hn_plugins.reranker import BiEncoderReranker, load_reranker
+        from hn_plugins.rerankers.bi_encoder import BiEncoderReranker
+        from hn_plugins.rerankers.loading import load_reranker
 
         margin = _checked_margin(margin)  # before loading a model
         spec = str(model).strip()

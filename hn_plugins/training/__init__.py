@@ -5,7 +5,7 @@ Importing this package is light; torch and sentence-transformers load when a nam
 
 from __future__ import annotations
 
-from hn_plugins._lazy import lazy_exports
+from hn_plugins.lazy import lazy_exports
 
 _EXPORTS = {
     "CrossEncoderTripletMarginLoss": "hn_plugins.training.losses",
@@ -16,6 +16,7 @@ _EXPORTS = {
     "RerankingMRREvaluator": "hn_plugins.training.evaluator",
     "bm25_candidates": "hn_plugins.training.evaluator",
     "fine_tune_reranker": "hn_plugins.training.trainer",
+    "FineTuneSettings": "hn_plugins.training.settings",
     "TrainedReranker": "hn_plugins.training.trainer",
     "TrainingError": "hn_plugins.training.model_folder",
     "load_base_model": "hn_plugins.training.model_folder",

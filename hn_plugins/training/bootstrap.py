@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from hn_plugins import __version__
-from hn_plugins.data import DatasetError, RetrievalDataset
+from hn_plugins.data import DatasetError, RetrievalDataset, join_title_text
 from hn_plugins.models import DEFAULT_ENSEMBLE
 from hn_plugins.training.evaluator import RerankingMRREvaluator, mrr_at_k
 from hn_plugins.training.model_folder import (
@@ -47,6 +47,7 @@ __all__ = [
     "PseudoQuery",
     "TeacherScorer",
     "bootstrap_cross_encoder",
+    "corpus_of",
     "make_pseudo_queries",
 ]
 
@@ -182,23 +183,23 @@ class BootstrapResult:
         return self.student_mrr10 >= self.teacher_mrr10
 
 
-def _corpus_of(data: RetrievalDataset | Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+def corpus_of(data: RetrievalDataset | Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """The corpus ``{doc_id: (title, text)}`` of a dataset, or a corpus mapping with its values as strings.
+
+    Raises:
+        TypeError: ``data`` is neither.
+
+    Example:
+        >>> corpus_of({1: ("T", None)})
+        {'1': ('T', '')}
+    """
     if isinstance(data, RetrievalDataset):
         return dict(data.corpus)
     if isinstance(data, Mapping):
         return {str(k): (str(v[0] or ""), str(v[1] or "")) for k, v in data.items()}
-    raise TypeError("bootstrap_cross_encoder() needs a RetrievalDataset or a corpus {doc_id: (title, text)}.")
-
-
-def _doc_text(title: str, text: str) -> str:
-    """The text a model sees for a document, as :meth:`RetrievalDataset.document_text` builds it."""
-    title, text = (title or "").strip(), (text or "").strip()
-    if title and text:
-        if text.lower().startswith(title.lower()):
-            return text
-        sep = " " if title.endswith((".", "?", "!", ":")) else ". "
-        return f"{title}{sep}{text}"
-    return title or text
+    raise TypeError(
+        f"Expected a RetrievalDataset or a corpus {{doc_id: (title, text)}}, got {type(data).__name__}."
+    )
 
 
 def bootstrap_cross_encoder(
@@ -265,11 +266,12 @@ def bootstrap_cross_encoder(
         >>> res = bootstrap_cross_encoder(ds, ["all-MiniLM-L6-v2", "static-model"], output_dir="models/ce0")  # doctest: +SKIP
         >>> res.teacher_mrr10, res.student_mrr10  # doctest: +SKIP
     """
+    from hn_plugins.training.fit import seed_everything
     from hn_plugins.training.losses import CrossEncoderListwiseDistillationLoss
-    from hn_plugins.training.trainer import format_curve, seed_everything
+    from hn_plugins.training.model_card import format_curve
 
     started = time.perf_counter()
-    corpus = _corpus_of(data)
+    corpus = corpus_of(data)
     group = 1 + neighbours + random_documents
     if neighbours < 0 or random_documents < 0 or group < 2:
         raise TrainingError(
@@ -298,7 +300,7 @@ def bootstrap_cross_encoder(
     scorer = TeacherScorer(teacher, cache_dir=cache_dir)
     ids = list(corpus)
     index = {d: i for i, d in enumerate(ids)}
-    texts = [_doc_text(*corpus[d]) for d in ids]
+    texts = [join_title_text(*corpus[d]) for d in ids]
     t0 = time.perf_counter()
     doc_vecs = scorer.encode_documents(texts, ids)
     used = held + train_pq

@@ -26,7 +26,7 @@ from typing import Any
 from hn_plugins import __version__
 from hn_plugins.data import DatasetError, RetrievalDataset
 from hn_plugins.models import DEFAULT_ENSEMBLE
-from hn_plugins.training.bootstrap import _corpus_of, make_pseudo_queries
+from hn_plugins.training.bootstrap import corpus_of, make_pseudo_queries
 from hn_plugins.training.model_folder import (
     TrainingError,
     install_folder,
@@ -114,7 +114,7 @@ def adapt_bi_encoder(
     )
     from transformers.trainer_callback import PrinterCallback
 
-    from hn_plugins.training.trainer import seed_everything
+    from hn_plugins.training.fit import seed_everything
 
     if epochs < 1 or batch_size < 2 or lr <= 0:
         raise TrainingError(
@@ -125,7 +125,7 @@ def adapt_bi_encoder(
     if negatives not in ADAPTATION_NEGATIVES:
         raise TrainingError(f"negatives must be one of {ADAPTATION_NEGATIVES}, got {negatives!r}.")
     started = time.perf_counter()
-    corpus = _corpus_of(data)
+    corpus = corpus_of(data)
     pairs = make_pseudo_queries(corpus)
     if len(pairs) < min_pseudo_queries:
         raise DatasetError(

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
+from hn_plugins.training.settings import LOSS_NAMES
+
 __all__ = [
     "LOSS_NAMES",
     "BiEncoderTripletLoss",
@@ -34,8 +36,6 @@ __all__ = [
     "default_margin",
 ]
 
-#: Loss names the trainer and ``hn train --loss`` accept.
-LOSS_NAMES = ("triplet", "listwise", "bce", "in-batch")
 
 RowFormat = Literal["triplet", "n-tuple", "labeled-pair", "pair-or-n-tuple"]
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hn_plugins.models import hub_offline_setting, resolve_model_path
-from hn_plugins.reranker import RERANKER_MARKER, _transformer_of
+from hn_plugins.rerankers.base import RERANKER_MARKER
+from hn_plugins.rerankers.cross_encoder import transformer_of
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ def keep_bottom_layers(cross_encoder: Any, num_layers: int) -> int:
     """
     import torch
 
-    hf_model = _transformer_of(cross_encoder)
+    hf_model = transformer_of(cross_encoder)
     base = getattr(hf_model, getattr(hf_model, "base_model_prefix", ""), hf_model)
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     depth = getattr(hf_model.config, "num_hidden_layers", None)

@@ -24,8 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hn_plugins.data import join_title_text
 from hn_plugins.models import DEFAULT_ENSEMBLE
-from hn_plugins.training.bootstrap import PseudoQuery, _doc_text
+from hn_plugins.training.bootstrap import PseudoQuery
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def mine_pseudo_query_negatives(
         )
     passage_of = {p.doc_id: p.passage for p in pairs}
     doc_ids = [records[qid].negative_ids[0] for qid in query_ids]
-    texts = [passage_of.get(d) or _doc_text(*corpus[d]) for d in doc_ids]
+    texts = [passage_of.get(d) or join_title_text(*corpus[d]) for d in doc_ids]
     selectors = [str(selector.sources[(qid, records[qid].positive_id)]) for qid in query_ids]
     negatives = PseudoQueryNegatives(doc_ids, texts, selectors, list(ensemble.names))
     logger.info("Mined a hard negative for each of %d pseudo-queries: %s.", len(pairs), negatives.counts())

@@ -91,9 +91,9 @@ def measure_loss_overhead(
     from sentence_transformers.cross_encoder import CrossEncoder
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
+    from hn_plugins.training.fit import seed_everything
     from hn_plugins.training.losses import CrossEncoderListwiseSoftmaxLoss, CrossEncoderTripletMarginLoss
     from hn_plugins.training.model_folder import load_base_model
-    from hn_plugins.training.trainer import seed_everything
 
     usable = [r for r in records if len(r.negative_ids) >= num_negatives]
     needed = batch_size * (steps + warmup_steps)
@@ -203,7 +203,7 @@ def measure_reranking_speed(
 
             model, _ = load_base_model(model, "cross")
         else:
-            from hn_plugins.reranker import load_reranker
+            from hn_plugins.rerankers.loading import load_reranker
 
             model = load_reranker(model).model
     if max_length is not None and hasattr(model, "max_seq_length"):

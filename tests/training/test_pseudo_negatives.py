@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hn_plugins.data import RetrievalDataset
+from hn_plugins.data import RetrievalDataset, join_title_text
 from hn_plugins.embedders import EmbedderEnsemble
 from hn_plugins.mining.miner import HardNegativeMiner
 from hn_plugins.reduction import PCAReducer
-from hn_plugins.training.bootstrap import _doc_text, make_pseudo_queries
+from hn_plugins.training.bootstrap import make_pseudo_queries
 from hn_plugins.training.model_folder import TrainingError
 from hn_plugins.training.pseudo_negatives import mine_pseudo_query_negatives
 
@@ -69,7 +69,7 @@ def test_negatives_are_shown_as_passages_without_their_title(slice_, mined):
     corpus, pairs = slice_
     passage_of = {p.doc_id: p.passage for p in pairs}
     for neg, text in zip(mined.doc_ids, mined.texts, strict=True):
-        assert text == passage_of.get(neg, _doc_text(*corpus[neg]))
+        assert text == passage_of.get(neg, join_title_text(*corpus[neg]))
         title = corpus[neg][0].strip().rstrip(" .").lower()
         if neg in passage_of and title:
             assert not text.lower().startswith(title)

@@ -12,7 +12,9 @@ from hn_plugins.mining.result import MiningResult, TripletRecord
 from hn_plugins.training.bootstrap import make_pseudo_queries
 from hn_plugins.training.evaluator import RerankingMRREvaluator, bm25_candidates, mrr_at_k
 from hn_plugins.training.model_folder import TrainingError, describe_base_model, install_folder
-from hn_plugins.training.trainer import _clean_records, build_training_rows, fine_tune_reranker
+from hn_plugins.training.rows import clean_records
+from hn_plugins.training.settings import FineTuneSettings
+from hn_plugins.training.trainer import build_training_rows, fine_tune_reranker
 
 
 def _record(q: str, p: str, negs: list[str]) -> TripletRecord:
@@ -118,6 +120,22 @@ def test_bad_settings_are_refused_before_loading(tmp_path, small_records, cranfi
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+def test_settings_object_and_keywords_are_one_set_of_settings(tmp_path, small_records, cranfield_train):
+    result = MiningResult(small_records, "bm25")
+    with pytest.raises(TypeError, match=r"'epoch'.*FineTuneSettings: output_dir, kind"):
+        fine_tune_reranker(result, cranfield_train, "all-MiniLM-L6-v2", epoch=2, output_dir=tmp_path)
+    with pytest.raises(TypeError, match="settings must be a FineTuneSettings, got dict"):
+        fine_tune_reranker(result, cranfield_train, "all-MiniLM-L6-v2", {"kind": "bi"})  # type: ignore[arg-type]
+    settings = FineTuneSettings(kind="bi", loss="triplet", output_dir=tmp_path)
+    # a keyword is applied over the settings object, and checked like one
+    with pytest.raises(TrainingError, match="for cross-encoders"):
+        fine_tune_reranker(result, cranfield_train, "all-MiniLM-L6-v2", settings, loss="bce")
+    assert settings.with_overrides(epochs=3) == FineTuneSettings(kind="bi", epochs=3, output_dir=tmp_path)
+    assert settings.with_overrides() is settings
+    assert FineTuneSettings.field_names()[0] == "output_dir" and "folds" in FineTuneSettings.field_names()
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
 def test_base_model_checks(tmp_path, minilm):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         describe_base_model(tmp_path / "missing-model")
@@ -213,7 +231,7 @@ def test_never_negative_documents_are_dropped_with_a_count(cranfield_train, capl
     p1, p2 = sorted(cranfield_train.positives(q))[:2]
     other = next(d for d in cranfield_train.doc_ids if d not in cranfield_train.never_negative(q))
     result = MiningResult([_record(q, p1, [p2, other, other])], "external")
-    records, stats = _clean_records(result, cranfield_train, None)
+    records, stats = clean_records(result, cranfield_train, None)
     assert records[0].negative_ids == [other]
     assert stats["negatives_dropped_never_negative"] == 1 and stats["duplicate_negatives"] == 1
     assert "Dropped 1 negative(s)" in caplog.text

@@ -18,10 +18,11 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from llama_index.postprocessor.hn_rerank.engine import BaseHardNegativeFinetuneEngine
 
 from hn_plugins.cascade import CascadeReranker
 from hn_plugins.registry import registry_moved, registry_version
-from hn_plugins.reranker import load_reranker
+from hn_plugins.rerankers.loading import load_reranker
 
 if TYPE_CHECKING:
     from llama_index.postprocessor.hn_rerank.data import IndexSource, QAPairs
@@ -203,7 +204,9 @@ class HardNegativeRerank(BaseNodePostprocessor):
         """Mine hard negatives from an index's nodes, fine-tune a reranker on them, return it ready to use.
 
         A shortcut for :class:`~llama_index.postprocessor.hn_rerank.HardNegativeFinetuneEngine`:
-        ``HardNegativeFinetuneEngine.from_index(...).finetune()`` then ``get_finetuned_model(top_n=...)``.
+        ``HardNegativeFinetuneEngine.from_index(...).finetune()`` then ``get_finetuned_model(top_n=...)``; both
+        run the mining and training of
+        :class:`~llama_index.postprocessor.hn_rerank.engine.BaseHardNegativeFinetuneEngine`.
 
         Args:
             index: a ``VectorStoreIndex`` (in-memory or over an external vector store such as Qdrant), a
@@ -227,14 +230,16 @@ class HardNegativeRerank(BaseNodePostprocessor):
             ...                                        top_n=5)  # doctest: +SKIP
             >>> index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])  # doctest: +SKIP
         """
-        from llama_index.postprocessor.hn_rerank.finetune import HardNegativeFinetuneEngine
-
-        engine = HardNegativeFinetuneEngine.from_index(
+        engine = BaseHardNegativeFinetuneEngine.from_index(
             index, qa, output_dir=output_dir, metadata_mode=metadata_mode, device=device, **finetune_kwargs
         )
-        engine.finetune()
-        return engine.get_finetuned_model(
-            top_n=top_n, device=device, keep_retrieval_score=keep_retrieval_score
+        trained = engine.finetune()
+        return cls(
+            model=str(trained.path),
+            top_n=top_n,
+            device=device,
+            keep_retrieval_score=keep_retrieval_score,
+            metadata_mode=metadata_mode,
         )
 
     def _node_texts(self, nodes: list[NodeWithScore]) -> list[str]:

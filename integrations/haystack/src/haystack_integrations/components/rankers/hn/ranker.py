@@ -7,18 +7,18 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
+from haystack_integrations.components.rankers.hn.documents import QAPair, document_text
+from haystack_integrations.components.rankers.hn.training import train_from_document_store
 
 from hn_plugins.cascade import CascadeReranker
 from hn_plugins.models import DEFAULT_ENSEMBLE
 from hn_plugins.registry import registry_moved, registry_version
-from hn_plugins.reranker import RERANKER_BACKENDS, Reranker, RerankerLoadError, load_reranker
-
-if TYPE_CHECKING:
-    from haystack_integrations.components.rankers.hn.training import QAPair
+from hn_plugins.rerankers.base import Reranker, RerankerLoadError
+from hn_plugins.rerankers.loading import RERANKER_BACKENDS, load_reranker
 
 logger = logging.getLogger(__name__)
 
@@ -28,21 +28,6 @@ __all__ = ["HardNegativeRanker"]
 def _check_top_k(top_k: Any, where: str) -> None:
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0:
         raise ValueError(f"HardNegativeRanker: {where} top_k must be a positive integer, got {top_k!r}.")
-
-
-def document_text(document: Document, meta_fields_to_embed: Sequence[str], embedding_separator: str) -> str:
-    """The text a :class:`HardNegativeRanker` scores for a document (also used to build its training data).
-
-    The listed meta values that are present and not ``None``, then the content, joined by
-    ``embedding_separator`` (the convention of Haystack's sentence-transformers components).
-
-    Example:
-        >>> document_text(Document(content="A virtual NIC.", meta={"title": "VNIC"}), ["title"], "\\n")
-        'VNIC\\nA virtual NIC.'
-    """
-    meta = document.meta or {}
-    values = [str(meta[key]) for key in meta_fields_to_embed if meta.get(key) is not None]
-    return embedding_separator.join([*values, document.content or ""])
 
 
 @component
@@ -389,8 +374,6 @@ class HardNegativeRanker:
             pipeline.add_component("ranker", ranker)
             ```
         """
-        from haystack_integrations.components.rankers.hn.training import train_from_document_store
-
         trained = train_from_document_store(
             document_store,
             qa_pairs,

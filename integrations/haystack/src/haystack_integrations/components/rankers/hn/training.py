@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from haystack import Document
-from haystack_integrations.components.rankers.hn.ranker import document_text
+from haystack_integrations.components.rankers.hn.documents import QAPair, document_text
 
 from hn_plugins.data import DatasetError, RetrievalDataset
 from hn_plugins.models import DEFAULT_ENSEMBLE
@@ -26,9 +26,6 @@ __all__ = [
     "qa_pairs_from_evaluation_data",
     "train_from_document_store",
 ]
-
-#: A training example: a question and one relevant document, named by its id or given as a ``Document``.
-QAPair = tuple[str, Union[str, Document]]  # noqa: UP007 - a runtime alias, kept valid on Python 3.10 too
 
 
 def qa_pairs_from_evaluation_data(
