@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from hn_plugins.data import RetrievalDataset
+from hn_plugins.metrics import judged_queries
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ __all__ = [
     "BM25Index",
     "RetrievedRun",
     "TextFormat",
+    "bm25_run",
     "dataset_texts",
     "rank_pairs",
 ]
@@ -215,3 +217,28 @@ class BM25Index:
             qid: rank_pairs(pairs, top_k, exclude.get(qid, ()))
             for qid, pairs in zip(qids, found, strict=True)
         }
+
+
+def bm25_run(dataset: RetrievalDataset, top_k: int = 100) -> RetrievedRun:
+    """BM25's ``top_k`` documents for every judged query of ``dataset``, its excluded documents removed.
+
+    The first stage that ``hn eval`` and ``hn retrain`` rerank: :class:`BM25Index` over ``title + " " + text``,
+    ranked by score, ties by document id.
+
+    Args:
+        dataset: a split with relevance judgments.
+        top_k: documents per query (at most the corpus size).
+
+    Raises:
+        EvaluationError: the split has no judged query.
+
+    Example:
+        >>> ds = RetrievalDataset({"d1": ("", "cloud network"), "d2": ("", "pasta")}, {"q": "network"},
+        ...                       {"q": {"d1": 1}})
+        >>> bm25_run(ds, top_k=1)["q"][0][0]
+        'd1'
+    """
+    qids = [q for q in judged_queries(dataset.qrels) if q in dataset.queries]
+    queries = {q: dataset.queries[q] for q in qids}
+    k = min(top_k, len(dataset.corpus))
+    return BM25Index.from_dataset(dataset).retrieve(queries, top_k=k, exclude=dataset.excluded)
