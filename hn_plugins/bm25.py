@@ -152,13 +152,7 @@ class BM25Index:
         text_format: TextFormat = "title_text",
         **settings: Any,
     ) -> BM25Index:
-        """Index the corpus of ``dataset`` (texts from :func:`dataset_texts`); ``settings`` go to ``__init__``.
-
-        Raises:
-            ValueError: an empty corpus.
-        """
-        if not dataset.corpus:
-            raise ValueError(f"Dataset {dataset.name!r} has no documents to index.")
+        """Index the corpus of ``dataset`` (texts from :func:`dataset_texts`); ``settings`` go to ``__init__``."""
         return cls(dataset_texts(dataset, text_format), dataset.doc_ids, **settings)
 
     def search(self, queries: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
