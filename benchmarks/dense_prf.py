@@ -58,9 +58,9 @@ def _rows(split: Any, bm25: Any, doc_vectors: np.ndarray, index: dict, model: An
 
 
 def _reciprocal_rank(scores: np.ndarray, relevant: np.ndarray, k: int = 10) -> float:
-    from hn_plugins.fusion import _mrr  # the reciprocal rank that choose_fusion_weight scores weights by
+    from hn_plugins.metrics import mrr_at_k_of_order  # what choose_fusion_weight scores weights by
 
-    return _mrr(np.argsort(-scores, kind="stable"), relevant, k)
+    return mrr_at_k_of_order(np.argsort(-scores, kind="stable"), relevant, k)
 
 
 def _per_query(rows: list, weight: float, feedback: int, gamma: float) -> np.ndarray:

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hn_plugins.metrics import mrr_at_k_of_order
+
 __all__ = [
     "FUSION_WEIGHTS",
     "ScoreFusion",
@@ -141,11 +143,6 @@ class ScoreFusion:
         )
 
 
-def _mrr(order: np.ndarray, relevant: np.ndarray, k: int) -> float:
-    hits = np.flatnonzero(relevant[order[:k]])
-    return 1.0 / (hits[0] + 1) if hits.size else 0.0
-
-
 def choose_fusion_weight(
     queries: Sequence[
         tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray, Sequence[bool] | np.ndarray]
@@ -192,7 +189,10 @@ def choose_fusion_weight(
         )
     curve: dict[float, float] = {}
     for w in weights:
-        values = [_mrr(np.argsort(-(w * r + (1.0 - w) * f), kind="stable"), rel, k) for r, f, rel in prepared]
+        values = [
+            mrr_at_k_of_order(np.argsort(-(w * r + (1.0 - w) * f), kind="stable"), rel, k)
+            for r, f, rel in prepared
+        ]
         curve[float(w)] = float(np.mean(values))
     best = max(curve, key=lambda w: (round(curve[w], 12), -abs(w - 0.5), w))
     return best, curve

@@ -8,13 +8,11 @@ When documents or QA pairs change, :class:`RetrainingJob` (``hn retrain``):
 3. fine-tunes a candidate from the base model (or from the current version);
 4. evaluates the candidate and the current version (the base model before the first promotion) on the same judged
    split, each as it is served (fused with BM25 when its folder holds a fusion weight), with a paired permutation
-   test on per-query MRR@10;
+   test on per-query MRR@10 (:func:`hn_plugins.promotion.compare_served`);
 5. registers the candidate in the :class:`~hn_plugins.registry.ModelRegistry` whatever the outcome, and promotes it
    only if its MRR@10 beats the current one by more than ``min_improvement`` (and, if asked, significantly:
    ``max_p_value``); earlier versions stay, and
    ``ModelRegistry.rollback()`` returns to the previous one.
-
-Evaluation uses ``hn-evaluation`` (``pip install hn-evaluation``), as ``hn eval`` does.
 """
 
 from __future__ import annotations
@@ -434,18 +432,14 @@ class RetrainingJob:
         self, evaluation: RetrievalDataset, candidate: Path, baseline: str
     ) -> tuple[float, float, float]:
         """MRR@10 of the candidate and the baseline as served, and the paired permutation p-value."""
-        from hn_plugins.cli.eval_cmd import evaluate_model, import_evaluation
+        from hn_plugins.promotion import compare_served
 
-        import_evaluation()
-        from hn_evaluation.significance import paired_permutation_test
-
-        def served(spec: str) -> dict[str, float]:
-            report = evaluate_model(evaluation, spec, top_k=self.top_k, max_length=self.max_length)
-            row = "reranker+fusion" if "reranker+fusion" in report["per_query"] else "reranker"
-            return {q: v["mrr@10"] for q, v in report["per_query"][row].items()}
-
-        cand, base = served(str(candidate)), served(baseline)
-        qids = sorted(cand)
-        a, b = [cand[q] for q in qids], [base[q] for q in qids]
-        mean = lambda values: sum(values) / len(values)  # noqa: E731
-        return mean(a), mean(b), paired_permutation_test(a, b, seed=self.seed)
+        result = compare_served(
+            evaluation,
+            str(candidate),
+            baseline,
+            top_k=self.top_k,
+            max_length=self.max_length,
+            seed=self.seed,
+        )
+        return result.candidate_mrr10, result.baseline_mrr10, result.p_value

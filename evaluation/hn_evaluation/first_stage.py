@@ -1,32 +1,33 @@
-"""First-stage retrievers for the candidates a reranker re-scores: BM25 (bm25s) and exact dense search.
+"""First-stage retrievers for the candidates a reranker re-scores: BM25 and exact dense search.
 
 Both take a :class:`hn_plugins.data.RetrievalDataset` (or a bare corpus ``{doc_id: (title, text)}`` /
 ``{doc_id: text}``) and return, from :meth:`retrieve`, ``{query_id: [(doc_id, score), ...]}`` ranked by score
 (highest first, ties by document id), which :func:`hn_evaluation.metrics.evaluate_run` and
-:func:`hn_evaluation.rerank.evaluate_reranking` accept as they are.
+:func:`hn_evaluation.rerank.evaluate_reranking` accept as they are. BM25 is :class:`hn_plugins.bm25.BM25Index`,
+the set-up the miner and the trainer use.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from hn_plugins.bm25 import BM25Index, RetrievedRun, TextFormat, dataset_texts, rank_pairs
 from hn_plugins.data import RetrievalDataset
-from hn_plugins.embedders import l2_normalize
+from hn_plugins.scoring import encode_normalized
 
 from .metrics import EvaluationError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BM25Retriever", "DenseRetriever", "RetrievedRun", "corpus_texts"]
+__all__ = ["BM25Retriever", "DenseRetriever", "RetrievedRun", "corpus_texts", "encode_texts"]
 
-RetrievedRun = dict[str, list[tuple[str, float]]]
 CorpusLike = RetrievalDataset | Mapping[str, tuple[str, str]] | Mapping[str, str]
-TextFormat = Literal["title_text", "document_text"]
+#: Old name of :func:`hn_plugins.scoring.encode_normalized`.
+encode_texts = encode_normalized
 
 
 def corpus_texts(
@@ -65,10 +66,7 @@ def corpus_texts(
             "Expected a RetrievalDataset or a corpus mapping {doc_id: (title, text)}, got "
             f"{type(dataset_or_corpus)}."
         )
-    ids = list(dataset.corpus)
-    if text_format == "title_text":
-        return ids, [f"{dataset.corpus[d][0] or ''} {dataset.corpus[d][1] or ''}".strip() for d in ids]
-    return ids, [dataset.document_text(d) for d in ids]
+    return dataset.doc_ids, dataset_texts(dataset, text_format)
 
 
 def _check_queries(queries: Mapping[str, str], top_k: int) -> None:
@@ -85,20 +83,9 @@ def _check_queries(queries: Mapping[str, str], top_k: int) -> None:
         )
 
 
-def _ranked(
-    ids: Sequence[str], rows: np.ndarray, scores: np.ndarray, skip: Collection[str], top_k: int
-) -> list:
-    pairs = [
-        (ids[int(j)], float(s))
-        for j, s in zip(rows, scores, strict=True)
-        if int(j) >= 0 and ids[int(j)] not in skip
-    ]
-    pairs.sort(key=lambda pair: (-pair[1], pair[0]))
-    return pairs[:top_k]
-
-
 class BM25Retriever:
-    """BM25 over a corpus with bm25s (Lucene variant), English stopwords and the Snowball English stemmer.
+    """BM25 over a corpus: :class:`hn_plugins.bm25.BM25Index` (bm25s, Lucene variant, English stop words, the
+    Snowball English stemmer) with the evaluation harness's input checks.
 
     The defaults reproduce ``/work/shared/data/bm25_sanity.py`` (config ``stemmed``): ``method="lucene"``,
     ``k1=1.5``, ``b=0.75``, bm25s's English stopword list, ``title + " " + text`` indexed.
@@ -132,33 +119,15 @@ class BM25Retriever:
         stopwords: str | Sequence[str] | None = "en",
         text_format: TextFormat = "title_text",
     ) -> None:
-        import bm25s
-
         self.k1, self.b, self.method = k1, b, method
         self.stemmer_language, self.stopwords, self.text_format = stemmer, stopwords, text_format
         self.doc_ids_, texts = corpus_texts(dataset_or_corpus, text_format)
-        self._stemmer = self._make_stemmer(stemmer)
-        self._bm25 = bm25s.BM25(method=method, k1=k1, b=b)
-        tokens = bm25s.tokenize(texts, stopwords=stopwords, stemmer=self._stemmer, show_progress=False)
-        self._bm25.index(tokens, show_progress=False)
-        logger.info("BM25 index: %d documents, %d terms", len(self.doc_ids_), len(tokens.vocab))
-
-    @staticmethod
-    def _make_stemmer(language: str | None) -> Any:
-        if language is None:
-            return None
         try:
-            import Stemmer
-        except ImportError as exc:  # pragma: no cover - PyStemmer is a dependency
-            raise ImportError(
-                "Stemming needs PyStemmer: pip install PyStemmer (or pass stemmer=None)."
-            ) from exc
-        try:
-            return Stemmer.Stemmer(language)
-        except KeyError as exc:
-            raise EvaluationError(
-                f"Unknown stemmer language {language!r}; use one of Stemmer.algorithms(), or None."
-            ) from exc
+            self.index_ = BM25Index(
+                texts, self.doc_ids_, k1=k1, b=b, method=method, stemmer=stemmer, stopwords=stopwords
+            )
+        except ValueError as exc:
+            raise EvaluationError(str(exc)) from exc
 
     def retrieve(
         self,
@@ -178,60 +147,8 @@ class BM25Retriever:
         Returns:
             ``{query_id: [(doc_id, score), ...]}``, highest score first, ties by document id.
         """
-        import bm25s
-
         _check_queries(queries, top_k)
-        exclude = exclude or {}
-        qids = list(queries)
-        extra = max((len(exclude.get(q, ())) for q in qids), default=0)
-        k = min(top_k + extra, len(self.doc_ids_))
-        tokens = bm25s.tokenize(
-            [queries[q] for q in qids], stopwords=self.stopwords, stemmer=self._stemmer, show_progress=False
-        )
-        rows, scores = self._bm25.retrieve(tokens, k=k, show_progress=False)
-        return {
-            qid: _ranked(self.doc_ids_, rows[i], scores[i], exclude.get(qid, ()), top_k)
-            for i, qid in enumerate(qids)
-        }
-
-
-def encode_texts(model: Any, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-    """Encode texts with any object that has ``encode(list[str])`` and L2-normalise the rows.
-
-    ``batch_size`` and ``show_progress_bar=False`` are passed when ``encode`` accepts them
-    (sentence-transformers).
-
-    Raises:
-        EvaluationError: the model has no ``encode`` or returns an array of the wrong shape.
-    """
-    encode = getattr(model, "encode", None)
-    if not callable(encode):
-        raise EvaluationError(
-            f"DenseRetriever needs a model with an encode(texts) method, got {type(model)}."
-        )
-    kwargs: dict[str, Any] = {}
-    try:
-        params = inspect.signature(encode).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        for name, value in (
-            ("batch_size", batch_size),
-            ("show_progress_bar", False),
-            ("convert_to_numpy", True),
-        ):
-            if name in params or takes_any:
-                kwargs[name] = value
-    except (TypeError, ValueError):  # builtins without a signature
-        pass
-    vectors = encode(list(texts), **kwargs)
-    if hasattr(vectors, "detach"):
-        vectors = vectors.detach().cpu().numpy()
-    array = np.asarray(vectors, dtype=np.float32)
-    if array.ndim != 2 or array.shape[0] != len(texts):
-        raise EvaluationError(
-            f"{type(model).__name__}.encode returned shape {array.shape} for {len(texts)} texts; expected "
-            "(n_texts, dim)."
-        )
-    return l2_normalize(array)
+        return self.index_.retrieve(queries, top_k, exclude=exclude)
 
 
 class DenseRetriever:
@@ -309,6 +226,14 @@ class DenseRetriever:
             rows = np.argsort(-sims, axis=1, kind="stable")[:, :k]
             scores = np.take_along_axis(sims, rows, axis=1)
         return {
-            qid: _ranked(self.doc_ids_, rows[i], scores[i], exclude.get(qid, ()), top_k)
+            qid: rank_pairs(
+                [
+                    (self.doc_ids_[int(j)], float(s))
+                    for j, s in zip(rows[i], scores[i], strict=True)
+                    if j >= 0
+                ],
+                top_k,
+                exclude.get(qid, ()),
+            )
             for i, qid in enumerate(qids)
         }

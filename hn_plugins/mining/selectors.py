@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from hn_plugins.bm25 import BM25Index
 from hn_plugins.data import RetrievalDataset
 from hn_plugins.index import CandidateIndex
 from hn_plugins.mining.result import TripletRecord
@@ -382,33 +383,17 @@ class BM25Selector(NegativeSelector):
         self.b = b
 
     def select(self, context: SelectionContext) -> list[TripletRecord]:
-        try:
-            import bm25s
-            import Stemmer
-        except ImportError as exc:  # pragma: no cover
-            raise ImportError(
-                'The bm25 selector needs the bm25 extra: pip install "hn-plugins[bm25]"'
-            ) from exc
         ds = context.dataset
-        stemmer = Stemmer.Stemmer("english")
-        corpus_tokens = bm25s.tokenize(
-            [ds.document_text(d) for d in context.doc_ids],
-            stopwords="en",
-            stemmer=stemmer,
-            show_progress=False,
+        index = BM25Index(
+            [ds.document_text(d) for d in context.doc_ids], context.doc_ids, k1=self.k1, b=self.b
         )
-        retriever = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
-        retriever.index(corpus_tokens, show_progress=False)
         qids = ds.judged_query_ids
         depth = min(len(context.doc_ids), max(context.candidates, context.num_negatives + 1))
         records: list[TripletRecord] = []
-        query_tokens = bm25s.tokenize(
-            [ds.queries[q] for q in qids], stopwords="en", stemmer=stemmer, show_progress=False
-        )
-        rows, _ = retriever.retrieve(query_tokens, k=depth, show_progress=False, n_threads=1)
-        for i, qid in enumerate(qids):
+        found = index.search([ds.queries[q] for q in qids], depth)
+        for qid, pairs in zip(qids, found, strict=True):
             blocked = ds.never_negative(qid)
-            ranked = [context.doc_ids[int(r)] for r in rows[i] if context.doc_ids[int(r)] not in blocked]
+            ranked = [doc_id for doc_id, _ in pairs if doc_id not in blocked]
             for pid in _sorted_positives(ds, qid):
                 qualifying = list(range(len(ranked)))
                 picked = [ranked[j] for j in self._pick(qualifying, context, qid, pid)]

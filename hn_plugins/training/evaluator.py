@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from hn_plugins.bm25 import BM25Index
 from hn_plugins.data import DatasetError, RetrievalDataset
 from hn_plugins.fusion import Normalization, ScoreFusion, choose_fusion_weight
+from hn_plugins.metrics import mrr_at_k
 
 logger = logging.getLogger(__name__)
 
@@ -37,22 +39,6 @@ except ImportError:  # pragma: no cover - depends on the environment
     _BaseEvaluator = object  # type: ignore[assignment,misc]
 
 
-def mrr_at_k(ranked: Sequence[str], relevant: set[str] | dict[str, int], k: int = 10) -> float:
-    """Reciprocal rank of the first relevant document within the top ``k`` (0 when none).
-
-    Example:
-        >>> mrr_at_k(["d3", "d1", "d2"], {"d1"}, k=10)
-        0.5
-        >>> mrr_at_k(["d3", "d1"], {"d1"}, k=1)
-        0.0
-    """
-    rel = relevant if isinstance(relevant, set) else {d for d, g in relevant.items() if g > 0}
-    for rank, doc_id in enumerate(ranked[:k], start=1):
-        if doc_id in rel:
-            return 1.0 / rank
-    return 0.0
-
-
 def bm25_candidates(
     dataset: RetrievalDataset, query_ids: Iterable[str] | None = None, top_k: int = 100, stem: bool = True
 ) -> dict[str, list[str]]:
@@ -66,50 +52,24 @@ def bm25_candidates(
 def bm25_scored_candidates(
     dataset: RetrievalDataset, query_ids: Iterable[str] | None = None, top_k: int = 100, stem: bool = True
 ) -> dict[str, list[tuple[str, float]]]:
-    """BM25 top-``k`` ``(document id, score)`` per query (bm25s, Lucene variant, k1=1.5, b=0.75, English stopwords).
-
-    Documents are indexed as ``title + " " + text`` with the Snowball English stemmer when PyStemmer is installed,
-    the setup of ``shared/data/bm25_sanity.py``.
+    """BM25 top-``k`` ``(document id, score)`` per query, in bm25s's order (:class:`hn_plugins.bm25.BM25Index`:
+    Lucene variant, k1=1.5, b=0.75, English stop words, ``title + " " + text`` indexed).
 
     Args:
         dataset: corpus and queries.
         query_ids: which queries (default: the judged ones).
         top_k: candidates per query.
-        stem: use the Snowball stemmer when available.
+        stem: use the Snowball English stemmer.
 
     Raises:
-        ImportError: bm25s is missing (``pip install "hn-plugins[bm25]"``).
+        ImportError: bm25s or PyStemmer is missing (``pip install "hn-plugins[bm25]"``).
     """
-    try:
-        import bm25s
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError('BM25 candidates need bm25s: pip install "hn-plugins[bm25]"') from exc
-    stemmer = None
-    if stem:
-        try:
-            import Stemmer
-
-            stemmer = Stemmer.Stemmer("english")
-        except ImportError:  # pragma: no cover - depends on the environment
-            logger.info("PyStemmer is not installed; BM25 runs without stemming.")
     qids = list(dataset.judged_query_ids if query_ids is None else query_ids)
     if not qids:
         return {}
-    ids = dataset.doc_ids
-    texts = [f"{t} {x}".strip() for t, x in (dataset.corpus[d] for d in ids)]
-    retriever = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
-    retriever.index(
-        bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False
-    )
-    tokens = bm25s.tokenize(
-        [dataset.queries[q] for q in qids], stopwords="en", stemmer=stemmer, show_progress=False
-    )
-    k = min(top_k, len(ids))
-    results, scores = retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
-    return {
-        q: [(ids[int(j)], float(s)) for j, s in zip(results[i], scores[i], strict=True)]
-        for i, q in enumerate(qids)
-    }
+    index = BM25Index.from_dataset(dataset, stemmer="english" if stem else None)
+    found = index.search([dataset.queries[q] for q in qids], top_k)
+    return dict(zip(qids, found, strict=True))
 
 
 def _is_cross_encoder(model: Any) -> bool:
