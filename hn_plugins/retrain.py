@@ -434,9 +434,7 @@ class RetrainingJob:
         self, evaluation: RetrievalDataset, candidate: Path, baseline: str
     ) -> tuple[float, float, float]:
         """MRR@10 of the candidate and the baseline as served, and the paired permutation p-value."""
-        from hn_plugins.cli.eval_cmd import evaluate_model, import_evaluation
-
-        import_evaluation()
+        from hn_evaluation.model_evaluation import evaluate_model
         from hn_evaluation.significance import paired_permutation_test
 
         def served(spec: str) -> dict[str, float]:
