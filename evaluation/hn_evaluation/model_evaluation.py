@@ -18,6 +18,7 @@ from .benchmark.scoring import (
     benchmark_metrics,
     first_stage_run,
     first_stage_scores_by_text,
+    load_bi_encoder,
 )
 from .metrics import EvaluationError, judged_queries
 
@@ -92,16 +93,12 @@ def build_reranker(
 def _build_whole_document_reranker(
     spec: str, candidate_texts: list[str], query_texts: list[str], max_length: int | None, backend: str
 ) -> Any:
-    from hn_plugins.models import load_sentence_transformer
     from hn_plugins.reranker import BiEncoderReranker, load_reranker, zero_shot_model_name
 
     if spec.startswith(ZERO_SHOT_PREFIX):
         if backend != "torch":
             raise ValueError(f"--backend {backend} runs exported cross-encoder folders, not {spec!r}.")
-        name = zero_shot_model_name(spec)
-        model = load_sentence_transformer(name)
-        if max_length is not None:
-            model.max_seq_length = max_length
+        model = load_bi_encoder(zero_shot_model_name(spec), max_length)
         return EmbeddedBiEncoderScorer(model, candidate_texts, query_texts, batch_size=64)
     reranker = load_reranker(spec, batch_size=64, backend=backend)  # type: ignore[arg-type]
     if backend != "torch":

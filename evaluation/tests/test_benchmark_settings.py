@@ -169,3 +169,23 @@ def test_hn_benchmark_train_size_and_split_options(eval_data_dir, tmp_path, caps
         == 2
     )
     assert "which has 12 judged questions" in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_a_trained_row_mines_and_trains_on_each_seeds_train_subset(eval_data_dir, tmp_path):
+    from hn_plugins.mining.result import MiningResult
+
+    data = eval_data_dir / "medline"
+    kwargs = dict(
+        models="static-model", epochs=1, top_k=10, validation_top_k=5, max_test_queries=4, max_length=64
+    )
+    report = run_benchmark(data, ["random"], [0, 1], tmp_path, train_size=6, **kwargs)
+    splits = TrainSplits(load_split(data, "train"), 6)
+    for seed in (0, 1):
+        subset = splits.for_seed(seed)
+        mined = MiningResult.from_jsonl(tmp_path / "triplets" / f"random-seed{seed}.jsonl")
+        assert {r.query_id for r in mined.records} == set(subset.judged_query_ids)
+        assert len(mined.records) == len(subset.positive_pairs())
+        mining = report["strategies"]["random"]["mining_per_seed"][seed]
+        assert mining["seed"] == seed and mining["pairs"] == len(subset.positive_pairs())
+    assert report["config"]["train_size"] == 6 and len(report["strategies"]["random"]["training"]) == 2

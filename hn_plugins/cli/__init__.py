@@ -21,7 +21,8 @@ from hn_plugins import __version__
 
 logger = logging.getLogger("hn_plugins.cli")
 
-#: Built-in sub-command modules, in the order ``hn --help`` lists them (a module that is not there is skipped).
+#: Built-in sub-command modules, in the order ``hn --help`` lists them (a module that is not there is skipped:
+#: ``demo`` stays here only until its module moves to hn-evaluation's entry point).
 COMMAND_MODULES = ("mine", "bootstrap", "train", "export_onnx", "retrain", "demo")
 #: Entry-point group of the sub-commands other distributions add.
 PLUGIN_GROUP = "hn_plugins.cli"
