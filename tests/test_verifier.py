@@ -306,9 +306,9 @@ def test_hn_mine_verify_errors(tiny_beir, tmp_path, capsys):
 def test_benchmark_teacher_and_verified_default(small_train, static_model, minilm):
     """default+verify's pieces: the zero-shot + BM25 teacher (checked by hand) and the verified merge."""
     from hn_evaluation.benchmark import (
-        mining_summary,
         combine_verified_default_negatives,
         first_stage_run,
+        mining_summary,
         zero_shot_fusion_teacher,
     )
     from hn_plugins.fusion import ScoreFusion
