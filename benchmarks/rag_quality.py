@@ -29,7 +29,7 @@ def rankings(
     data: Path, model: str, max_length: int, top_k: int
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """The test split, ``{row: run}`` for bm25 / zero-shot / fine-tuned (/ +fusion), and their MRR rows."""
-    from hn_plugins.cli.eval_cmd import evaluate_model
+    from hn_evaluation.model_evaluation import evaluate_model
     from hn_plugins.cli.mine_cmd import load_data
 
     test = load_data(data, "test", False)

@@ -66,7 +66,7 @@ def test_folders_that_are_not_rerankers_get_clear_errors(minilm, tmp_path):
 
 
 def test_zero_shot_spec_loads_an_untuned_bi_encoder(minilm, cranfield_train):
-    from hn_plugins.cli.eval_cmd import ZERO_SHOT_PREFIX as CLI_PREFIX
+    from hn_evaluation.model_evaluation import ZERO_SHOT_PREFIX as CLI_PREFIX
     from hn_plugins.reranker import ZERO_SHOT_PREFIX
 
     assert CLI_PREFIX == ZERO_SHOT_PREFIX  # hn eval and load_reranker read the same specs

@@ -306,9 +306,9 @@ def test_hn_mine_verify_errors(tiny_beir, tmp_path, capsys):
 def test_benchmark_teacher_and_verified_default(small_train, static_model, minilm):
     """default+verify's pieces: the zero-shot + BM25 teacher (checked by hand) and the verified merge."""
     from hn_evaluation.benchmark import (
-        _mining_summary,
         combine_verified_default_negatives,
         first_stage_run,
+        mining_summary,
         zero_shot_fusion_teacher,
     )
     from hn_plugins.fusion import ScoreFusion
@@ -368,7 +368,7 @@ def test_benchmark_teacher_and_verified_default(small_train, static_model, minil
         if a.negative_ids and not b.negative_ids and fb[(a.query_id, a.positive_id)].negative_ids
     )
     assert d["pairs_moved_to_fallback"] == moved
-    summary = _mining_summary(merged)
+    summary = mining_summary(merged)
     for key in ("verifier", "negatives_checked", "negatives_dropped", "pairs_emptied_by_verifier"):
         assert summary[key] == d[key]
     with pytest.raises(ValueError, match="was not verified"):

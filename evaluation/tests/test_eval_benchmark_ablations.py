@@ -3,7 +3,7 @@ medline data: each ablation row trains on the negatives that an independently wi
 
 import pytest
 
-from hn_evaluation.benchmark import DEFAULT_STRATEGY, _load_split, run_benchmark
+from hn_evaluation.benchmark import DEFAULT_STRATEGY, load_split, run_benchmark
 from hn_plugins.embedders import EmbedderEnsemble
 from hn_plugins.mining.miner import HardNegativeMiner
 from hn_plugins.mining.result import MiningResult
@@ -38,7 +38,7 @@ def test_ablation_rows_train_on_the_variant_negatives(eval_data_dir, tmp_path, m
     )
     rows = {"paper@pca0.7", "paper@nopca", "paper@single-model", "default@train0.5"}
     assert rows <= set(report["rows"]), report.get("failed")
-    train = _load_split(eval_data_dir / "medline", "train")
+    train = load_split(eval_data_dir / "medline", "train")
     mined = {
         name: MiningResult.from_jsonl(tmp_path / "triplets" / f"{name.replace('@', '_')}-seed0.jsonl")
         for name in rows
@@ -102,7 +102,7 @@ def test_default_adapt_row_fine_tunes_the_corpus_adapted_model(eval_data_dir, tm
     assert {"default+adapt", "default+adapt-no-fusion"} <= set(report["rows"]), report.get("failed")
     assert report["config"]["ablation_adapt"] is True
     training = report["strategies"]["default+adapt"]["training"][0]
-    train = _load_split(eval_data_dir / "medline", "train")
+    train = load_split(eval_data_dir / "medline", "train")
     assert training["adaptation"]["pseudo_queries"] == len(make_pseudo_queries(train.corpus))
     md = (tmp_path / "report.md").read_text()
     assert "## Corpus adaptation (no labels)" in md

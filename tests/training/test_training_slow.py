@@ -286,8 +286,8 @@ def test_corpus_adaptation_with_mined_negatives_trains_on_them(
 
 def test_corpus_adaptation_checks_both_models_on_the_judged_queries(tmp_path, cranfield_train, capsys):
     """With judged queries the marker holds both models' MRR@10, equal to what hn eval measures independently."""
+    from hn_evaluation.model_evaluation import evaluate_model
     from hn_plugins.cli import main
-    from hn_plugins.cli.eval_cmd import evaluate_model
     from hn_plugins.data import RetrievalDataset
     from hn_plugins.training.corpus_adaptation import adapt_bi_encoder
 

@@ -1,6 +1,7 @@
 """``hn benchmark``: compare negative strategies under identical training settings (train split -> test split).
 
-A thin wrapper over :func:`hn_evaluation.benchmark.run_benchmark` (``pip install -e ./evaluation``).
+Parses the options into a :class:`~hn_evaluation.benchmark.settings.BenchmarkSettings` and runs
+:func:`hn_evaluation.benchmark.run_benchmark`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hn_plugins.cli.eval_cmd import add_rag_arguments, import_evaluation
+from .rag_options import add_rag_arguments
+
+if TYPE_CHECKING:
+    from ..benchmark.settings import BenchmarkSettings
 
 logger = logging.getLogger(__name__)
 
@@ -26,18 +31,11 @@ def _floats(text: str | None) -> list[float]:
         raise ValueError(f"Expected comma-separated numbers, got {text!r}.") from exc
 
 
-def run(args: argparse.Namespace) -> int:
-    import_evaluation()
-    from hn_evaluation.benchmark import run_benchmark
-    from hn_evaluation.report import format_markdown_table
+def settings_from_args(args: argparse.Namespace) -> BenchmarkSettings:
+    """The :class:`~hn_evaluation.benchmark.settings.BenchmarkSettings` of ``hn benchmark``'s options."""
+    from ..benchmark import BenchmarkSettings
 
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {args.seeds}.")
-    report = run_benchmark(
-        args.data,
-        [s for s in args.strategies.split(",") if s.strip()],
-        args.seeds,
-        args.out,
+    return BenchmarkSettings(
         kind=args.kind,
         base_model=args.base_model,
         models=args.models,
@@ -64,7 +62,21 @@ def run(args: argparse.Namespace) -> int:
         rag=args.rag,
         rag_contexts=args.rag_contexts,
         rag_max_queries=args.rag_max_queries,
+        train_size=args.train_size,
+        split=args.split,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``hn benchmark`` with the parsed arguments; returns the exit code."""
+    from ..benchmark import run_benchmark
+    from ..report import format_markdown_table
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}.")
+    settings = settings_from_args(args)
+    strategies = [s for s in args.strategies.split(",") if s.strip()]
+    report = run_benchmark(args.data, strategies, args.seeds, args.out, settings=settings)
     sys.stdout.write(format_markdown_table(report["rows"], report["metrics"], 3, "strategy") + "\n")
     rag = report.get("rag")
     if rag:
@@ -86,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``hn benchmark`` to ``hn``'s sub-commands (the ``hn_plugins.cli`` entry point ``benchmark``)."""
     from hn_plugins.cli.mine_cmd import DEFAULT_MODELS
 
     parser = subparsers.add_parser(
@@ -96,6 +109,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and PNG plots.",
     )
     parser.add_argument("data", type=Path, help="BEIR folder with train and test qrels")
+    parser.add_argument(
+        "--split",
+        default="test",
+        help="test split: the qrels file qrels/SPLIT.tsv of the folder, e.g. test-unseen (default: test)",
+    )
     parser.add_argument(
         "--strategies",
         default=DEFAULT_STRATEGIES,
@@ -139,6 +157,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--max-test-queries", type=int, default=None, help="evaluate a seeded sample of N queries"
+    )
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on N train questions, a seeded random subset per seed (nested: for one seed the N=50 subset "
+        "is part of the N=100 one); default: all",
     )
     parser.add_argument(
         "--ablation-variance", default=None, help="extra rows paper@pca<v>, e.g. 0.7,0.8,0.9,0.95,0.99"

@@ -1,48 +1,56 @@
-"""``hn eval``: evaluate a reranker on a judged split: the first stage alone, then the reranker on its top-k.
+"""One reranker evaluated on a judged split: the first stage alone, then the reranker (alone and fused with the
+first stage, or as the slow stage of a cascade) on its top-k; optionally the RAG answers of every row.
 
-Writes a JSON report (metric keys ``mrr@3``, ``mrr@10``, ``ndcg@10``, ``recall@k`` per row, per-query values,
-the short-vs-long document split, reranking documents/s) and prints the table. Needs the evaluation package
-(``pip install -e ./evaluation``, distribution ``hn-evaluation``).
+This is what ``hn eval`` runs; the report is a JSON-ready dict (metric keys ``mrr@3``, ``mrr@10``, ``ndcg@10``,
+``recall@k`` per row, per-query values, the short-vs-long document split, reranking documents/s).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+
+from hn_plugins.data import RetrievalDataset
+
+from .benchmark.scoring import (
+    EmbeddedBiEncoderScorer,
+    FusedScorer,
+    benchmark_metrics,
+    first_stage_run,
+    first_stage_scores_by_text,
+    load_bi_encoder,
+)
+from .metrics import EvaluationError, judged_queries
 
 if TYPE_CHECKING:
     from hn_plugins.onnx_backend import OnnxCrossEncoderReranker
 
 logger = logging.getLogger(__name__)
 
-# = hn_plugins.reranker.ZERO_SHOT_PREFIX, not imported from there: `hn --help` loads no numpy
+__all__ = [
+    "ZERO_SHOT_PREFIX",
+    "add_rag_evaluation",
+    "build_reranker",
+    "check_window_args",
+    "evaluate_model",
+    "format_rows",
+]
+
+#: A reranker spec ``zero-shot:<bi-encoder>`` is the untuned bi-encoder (as :func:`hn_plugins.reranker.load_reranker`
+#: reads it); the same string as ``hn_plugins.reranker.ZERO_SHOT_PREFIX``.
 ZERO_SHOT_PREFIX = "zero-shot:"
 
 
-def import_evaluation() -> Any:
-    """Import ``hn_evaluation`` or say how to install it.
+def check_window_args(window_words: int | None, stride_words: int | None) -> None:
+    """Raise a ValueError for ``--window-words`` / ``--stride-words`` that cannot cut a document (checked before
+    anything loads)."""
+    from hn_plugins.chunking import check_windows, default_stride
 
-    Raises:
-        ImportError: naming ``pip install -e ./evaluation`` (distribution ``hn-evaluation``) when it is not
-            installed; the original error when it is installed but one of its own imports fails.
-
-    Example:
-        >>> import_evaluation().__name__  # doctest: +SKIP
-        'hn_evaluation'
-    """
-    try:
-        import hn_evaluation
-    except ImportError as exc:
-        if exc.name != "hn_evaluation":  # installed, but something it imports is missing or broken: say what
-            raise
-        raise ImportError(
-            "This command needs the evaluation package hn-evaluation: pip install -e ./evaluation "
-            "(from the hn-plugins repository)."
-        ) from exc
-    return hn_evaluation
+    if window_words is None:
+        if stride_words is not None:
+            raise ValueError("--stride-words needs --window-words (the window it moves).")
+        return
+    check_windows(window_words, stride_words if stride_words is not None else default_stride(window_words))
 
 
 def build_reranker(
@@ -73,7 +81,7 @@ def build_reranker(
         >>> rr.score("what is a VCN", ["A cloud network."]).shape  # doctest: +SKIP
         (1,)
     """
-    _check_window_args(window_words, stride_words)
+    check_window_args(window_words, stride_words)
     reranker = _build_whole_document_reranker(spec, candidate_texts, query_texts, max_length, backend)
     if window_words is None:
         return reranker
@@ -82,31 +90,15 @@ def build_reranker(
     return ChunkedReranker(reranker, window_words=window_words, stride_words=stride_words)
 
 
-def _check_window_args(window_words: int | None, stride_words: int | None) -> None:
-    """``--window-words`` / ``--stride-words`` that can cut a document (checked before anything loads)."""
-    from hn_plugins.chunking import check_windows, default_stride
-
-    if window_words is None:
-        if stride_words is not None:
-            raise ValueError("--stride-words needs --window-words (the window it moves).")
-        return
-    check_windows(window_words, stride_words if stride_words is not None else default_stride(window_words))
-
-
 def _build_whole_document_reranker(
     spec: str, candidate_texts: list[str], query_texts: list[str], max_length: int | None, backend: str
 ) -> Any:
-    from hn_evaluation.benchmark import EmbeddedBiEncoderScorer
-    from hn_plugins.models import load_sentence_transformer
     from hn_plugins.reranker import BiEncoderReranker, load_reranker, zero_shot_model_name
 
     if spec.startswith(ZERO_SHOT_PREFIX):
         if backend != "torch":
             raise ValueError(f"--backend {backend} runs exported cross-encoder folders, not {spec!r}.")
-        name = zero_shot_model_name(spec)
-        model = load_sentence_transformer(name)
-        if max_length is not None:
-            model.max_seq_length = max_length
+        model = load_bi_encoder(zero_shot_model_name(spec), max_length)
         return EmbeddedBiEncoderScorer(model, candidate_texts, query_texts, batch_size=64)
     reranker = load_reranker(spec, batch_size=64, backend=backend)  # type: ignore[arg-type]
     if backend != "torch":
@@ -144,8 +136,35 @@ class _FirstStageFed:
         return self.reranker.rerank_scores(query, documents, [first[d] for d in documents])
 
 
+def _cascade_rows(
+    rows: dict[str, Any],
+    name: str,
+    model: str,
+    reranker: Any,
+    fusion: Any,
+    prerank_model: str,
+    prerank_top_k: int,
+    fast: Any,
+    prerank_fusion: Any,
+    first_stage_scores: dict[str, dict[str, float]],
+) -> None:
+    """Add the cascade (``prerank_model`` then ``model`` on its best ``prerank_top_k``) and each stage alone."""
+    from hn_plugins.cascade import CascadeReranker
+
+    fast.fusion = (
+        prerank_fusion  # each stage's own weight (None off BM25: the weights were chosen against it)
+    )
+    reranker.fusion = fusion
+    cascade = CascadeReranker(fast, reranker, top_k=prerank_top_k)
+    rows[name] = cascade
+    if fusion is not None or prerank_fusion is not None:  # each stage fused by its own weight
+        rows[f"{name}+fusion"] = _FirstStageFed(cascade, first_stage_scores)
+    rows[f"{prerank_model} alone"] = fast
+    rows[f"{model} alone"] = reranker
+
+
 def evaluate_model(
-    dataset: Any,
+    dataset: RetrievalDataset,
     model: str,
     *,
     first_stage: str = "bm25",
@@ -165,6 +184,9 @@ def evaluate_model(
     :class:`~hn_plugins.cascade.CascadeReranker`: ``prerank_model`` orders the top ``top_k``, ``model`` re-orders
     its best ``prerank_top_k``.
 
+    Raises:
+        ValueError: ``dataset`` has no judgments, or bad window / cascade settings.
+
     Example:
         >>> from hn_plugins.data import load_beir  # doctest: +SKIP
         >>> test = load_beir("data/medline", split="test")  # doctest: +SKIP
@@ -172,15 +194,7 @@ def evaluate_model(
     """
     if prerank_model is not None and prerank_top_k < 1:
         raise ValueError(f"--prerank-top-k must be >= 1, got {prerank_top_k}.")
-    import_evaluation()
-    from hn_evaluation.benchmark import (
-        FusedScorer,
-        benchmark_metrics,
-        first_stage_run,
-        first_stage_scores_by_text,
-    )
-    from hn_evaluation.metrics import EvaluationError, judged_queries
-    from hn_evaluation.rerank import evaluate_reranking
+    from .rerank import evaluate_reranking
 
     try:
         judged_queries(dataset.qrels)
@@ -199,21 +213,14 @@ def evaluate_model(
     prerank_fusion = None
     encode = float(getattr(reranker, "encode_seconds", 0.0) or 0.0)
     if prerank_model is not None:
-        from hn_plugins.cascade import CascadeReranker
-
         fast = _build_whole_document_reranker(prerank_model, docs, queries, max_length, "torch")
         prerank_fusion = _fusion_of_spec(prerank_model) if first_stage == "bm25" else None
-        fast.fusion = (
-            prerank_fusion  # each stage's own weight (None off BM25: the weights were chosen against it)
-        )
-        reranker.fusion = fusion
         encode += float(getattr(fast, "encode_seconds", 0.0) or 0.0)
-        cascade = CascadeReranker(fast, reranker, top_k=prerank_top_k)
-        rows[name] = cascade
-        if fusion is not None or prerank_fusion is not None:  # each stage fused by its own weight
-            rows[f"{name}+fusion"] = _FirstStageFed(cascade, first_stage_scores_by_text(dataset, run))
-        rows[f"{prerank_model} alone"] = fast
-        rows[f"{model} alone"] = reranker
+        fused = fusion is not None or prerank_fusion is not None
+        by_text = first_stage_scores_by_text(dataset, run) if fused else {}
+        _cascade_rows(
+            rows, name, model, reranker, fusion, prerank_model, prerank_top_k, fast, prerank_fusion, by_text
+        )
     else:
         rows[name] = reranker
         if fusion is not None:  # what the adapters rank by when the retriever gives scores
@@ -258,7 +265,7 @@ def evaluate_model(
 
 def add_rag_evaluation(
     report: dict[str, Any],
-    dataset: Any,
+    dataset: RetrievalDataset,
     generator: Any,
     *,
     contexts: int = 3,
@@ -266,37 +273,12 @@ def add_rag_evaluation(
 ) -> dict[str, Any]:
     """Answer every query from each row's top ``contexts`` documents of ``report["runs"]`` (a report of
     :func:`evaluate_model`) and store the scored answers under ``report["rag"]``; returns ``report``."""
-    from hn_evaluation.rag import evaluate_rag
+    from .rag import evaluate_rag
 
     rag = evaluate_rag(dataset, report["runs"], generator, contexts=contexts, max_queries=max_queries)
     report["rag"] = rag.to_dict()
     report["rag"]["significance"] = rag.compare(baseline=report["first_stage"], metric="answer_f1")
     return report
-
-
-def add_rag_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--rag GENERATOR``, ``--rag-contexts K`` and ``--rag-max-queries N`` (``hn eval``, ``hn benchmark``)."""
-    parser.add_argument(
-        "--rag",
-        default=None,
-        metavar="GENERATOR",
-        help="downstream RAG quality: answer every test query from each row's top contexts with GENERATOR "
-        "(extractive, extractive:<bi-encoder>, smollm2, or a causal LM's name or folder) and score the answers",
-    )
-    parser.add_argument("--rag-contexts", type=int, default=3, help="contexts per answer (default: 3)")
-    parser.add_argument(
-        "--rag-max-queries",
-        type=int,
-        default=None,
-        help="answer a seeded sample of this many queries (default: all judged test queries)",
-    )
-
-
-def _check_rag_args(contexts: int, max_queries: int | None) -> None:
-    if contexts < 1:
-        raise ValueError(f"--rag-contexts must be >= 1, got {contexts}.")
-    if max_queries is not None and max_queries < 1:
-        raise ValueError(f"--rag-max-queries must be >= 1, got {max_queries}.")
 
 
 def format_rows(report: dict[str, Any]) -> str:
@@ -328,111 +310,3 @@ def format_rows(report: dict[str, Any]) -> str:
         for name, values in rag["rows"].items():
             lines.append(f"{name:<{width}}" + "".join(f"{values[m]:>19.4f}" for m in names))
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    import_evaluation()
-    from hn_evaluation.report import write_report_json
-    from hn_plugins.cli.mine_cmd import load_data
-
-    _check_window_args(args.window_words, args.stride_words)  # bad window settings fail before any loading
-    from hn_plugins.reranker import zero_shot_model_name
-
-    for spec in (args.model, args.prerank_model):
-        if spec is not None and spec.startswith(ZERO_SHOT_PREFIX):
-            zero_shot_model_name(spec)  # an empty zero-shot: name fails before any loading too
-    if args.prerank_model is not None and args.prerank_top_k < 1:
-        raise ValueError(f"--prerank-top-k must be >= 1, got {args.prerank_top_k}.")
-    _check_rag_args(args.rag_contexts, args.rag_max_queries)
-    dataset = load_data(args.data, args.split, args.drop_empty)
-    logger.info("Loaded %r", dataset)
-    generator = None
-    if args.rag is not None:  # loaded before the reranking: a bad generator costs no reranking work
-        from hn_evaluation.generators import load_generator
-
-        generator = load_generator(args.rag)
-    report = evaluate_model(
-        dataset,
-        args.model,
-        first_stage=args.first_stage,
-        top_k=args.top_k,
-        dense_model=args.dense_model,
-        max_length=args.max_length,
-        backend=args.backend,
-        window_words=args.window_words,
-        stride_words=args.stride_words,
-        prerank_model=args.prerank_model,
-        prerank_top_k=args.prerank_top_k,
-    )
-    if args.json is not None:  # written before the answers are generated: a failed generation loses nothing
-        write_report_json(report, args.json)
-    if generator is not None:
-        add_rag_evaluation(
-            report, dataset, generator, contexts=args.rag_contexts, max_queries=args.rag_max_queries
-        )
-        if args.json is not None:
-            write_report_json(report, args.json)
-    sys.stdout.write(format_rows(report) + "\n")
-    if args.json is not None:
-        sys.stdout.write(f"report -> {args.json}\n")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "eval",
-        help="evaluate a reranker: first stage alone, then reranked (MRR@3/10, nDCG@10, Recall@k)",
-        description="First stage (BM25 or dense) top-k of every judged query, then the reranker on those "
-        "candidates; per-query values, short-vs-long documents and speed go to the JSON report.",
-    )
-    parser.add_argument("data", type=Path, help="BEIR folder or QA JSON file")
-    parser.add_argument("--split", default="test", help="qrels split with judgments (default: test)")
-    parser.add_argument(
-        "--model",
-        required=True,
-        help="reranker: a folder (hn train output, registry, cross-encoder) or zero-shot:<bi-encoder name>",
-    )
-    parser.add_argument("--first-stage", choices=["bm25", "dense"], default="bm25", help="default: bm25")
-    parser.add_argument("--top-k", type=int, default=100, help="candidates reranked per query (default: 100)")
-    parser.add_argument(
-        "--dense-model",
-        default="all-MiniLM-L6-v2",
-        help="model of --first-stage dense (default: all-MiniLM-L6-v2)",
-    )
-    parser.add_argument(
-        "--max-length", type=int, default=None, help="maximum tokens per text (default: model's)"
-    )
-    parser.add_argument(
-        "--backend",
-        choices=["torch", "onnx", "onnx-int8"],
-        default="torch",
-        help="run a cross-encoder folder with onnxruntime (after `hn export-onnx`); default: torch",
-    )
-    parser.add_argument(
-        "--window-words",
-        type=int,
-        default=None,
-        help="score long documents window by window (this many words) and keep the best window (MaxP)",
-    )
-    parser.add_argument(
-        "--stride-words",
-        type=int,
-        default=None,
-        help="words between window starts (default: 3/4 of --window-words)",
-    )
-    parser.add_argument(
-        "--prerank-model",
-        default=None,
-        help="cascade: this faster reranker (folder or zero-shot:<bi-encoder>) orders the top-k first and --model "
-        "re-orders only its best --prerank-top-k",
-    )
-    parser.add_argument(
-        "--prerank-top-k",
-        type=int,
-        default=20,
-        help="candidates --model re-orders after --prerank-model (20)",
-    )
-    add_rag_arguments(parser)
-    parser.add_argument("--json", type=Path, default=None, help="write the JSON report here")
-    parser.add_argument("--drop-empty", action="store_true", help="skip documents without text")
-    parser.set_defaults(func=run)
