@@ -9,13 +9,16 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 from hn_plugins import __version__
 
 logger = logging.getLogger("hn_plugins.cli")
 
 #: Sub-command modules, in the order ``hn --help`` lists them.
-COMMAND_MODULES = ("mine", "bootstrap", "train", "export_onnx", "eval", "benchmark", "retrain", "demo")
+COMMAND_MODULES = ("mine", "bootstrap", "train", "export_onnx", "eval", "benchmark", "retrain")
+#: Entry-point group of the sub-commands other packages add (hn-evaluation's ``demo``), loaded after the built-in ones.
+ENTRY_POINT_GROUP = "hn_plugins.cli"
 #: Top-level loggers whose INFO records ``hn`` shows without ``-v``; other libraries' records need WARNING.
 OWN_LOGGERS = ("hn_plugins", "hn_evaluation")
 
@@ -75,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(subparsers)
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        entry_point.load()(subparsers)
     return parser
 
 
