@@ -77,6 +77,24 @@ class DemoSettings:
     rag_contexts: int = 3
     n_resamples: int = 10000
 
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        for name, low in (
+            ("seed", 0),
+            ("epochs", 1),
+            ("num_negatives", 1),
+            ("max_length", 8),
+            ("batch_size", 2),
+            ("rag_contexts", 1),
+            ("n_resamples", 1),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"DemoSettings: {name} must be an integer >= {low}, got {value!r} "
+                    f"(hn demo --{name.replace('_', '-')})."
+                )
+
 
 def run_demo(
     settings: DemoSettings, train: RetrievalDataset | None = None, test: RetrievalDataset | None = None
@@ -125,7 +143,9 @@ def _mean(report: Mapping[str, Any], row: str, metric: str = "mrr@10") -> float:
     return float(report["rows"][row][metric]["mean"])
 
 
-def _table(rows: Mapping[str, Mapping[str, Any]], names: list[str], metrics: tuple[str, ...], width: int) -> list[str]:
+def _table(
+    rows: Mapping[str, Mapping[str, Any]], names: list[str], metrics: tuple[str, ...], width: int
+) -> list[str]:
     lines = [f"{'row':<20}" + "".join(f"{m:>{width}}" for m in metrics)]
     for name in names:
         lines.append(f"{name:<20}" + "".join(f"{rows[name][m]['mean']:>{width}.4f}" for m in metrics))
@@ -168,7 +188,9 @@ def _training_lines(report: Mapping[str, Any]) -> list[str]:
         )
     zero = (report["strategies"].get("zero-shot+fusion") or {}).get("fusion") or {}
     if "weight" in zero:
-        lines.append(f"zero-shot fusion weight {zero['weight']:.1f} on the reranker (chosen on all train queries)")
+        lines.append(
+            f"zero-shot fusion weight {zero['weight']:.1f} on the reranker (chosen on all train queries)"
+        )
     return lines
 
 
