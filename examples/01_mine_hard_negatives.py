@@ -1,12 +1,12 @@
 """Mine hard negatives with the paper's method and the shipped ``default``, and compare them with the baselines.
 
-    python examples/01_mine_hard_negatives.py                      # the embedded demo set (./hn-demo-data)
+    python examples/01_mine_hard_negatives.py                      # the embedded demo set (./hn-demo/data)
     python examples/01_mine_hard_negatives.py --data my-beir-folder --out runs/mining
 
-``--data`` is a BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/train.tsv``); by default the demo set that
-``hn demo --export hn-demo-data`` writes, written there on first use. Prints, for each selector, how many
-(query, positive) pairs got a negative and the median query-negative distance, and writes each selector's
-triplets as JSON Lines. Runs offline with the packaged models (about a minute on 2 cores for the demo set).
+``--data`` is a BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/train.tsv``); by default the demo set
+``hn demo`` writes to ``hn-demo/data`` (``hn demo --export DIR`` writes it anywhere), written there on first use.
+Prints, for each selector, how many (query, positive) pairs got a negative and the median query-negative distance,
+and writes each selector's triplets as JSON Lines. Runs offline with the packaged models (about a minute on 2 cores for the demo set).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hn_plugins.demo_data import export_demo_dataset
 logger = logging.getLogger("example.mine")
 
 #: Where the embedded demo set goes when no --data is given.
-DEMO_DATA = Path("hn-demo-data")
+DEMO_DATA = Path("hn-demo/data")
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
 
     # 1. load the train split (documents and queries by id; several positives per query are normal)
     if args.data == DEMO_DATA and not DEMO_DATA.exists():
-        export_demo_dataset(DEMO_DATA)  # what `hn demo --export hn-demo-data` writes
+        export_demo_dataset(DEMO_DATA)  # what `hn demo` writes there
     train = load_beir(args.data, split="train", empty_documents="drop")
     logger.info("%r", train)
 

@@ -1,15 +1,16 @@
 """Mine hard negatives and fine-tune a bi-encoder reranker on them: the shipped ``default`` recipe, or the paper's.
 
-    python examples/02_train_reranker.py                           # the embedded demo set (./hn-demo-data)
+    python examples/02_train_reranker.py                           # the embedded demo set (./hn-demo/data)
     python examples/02_train_reranker.py --data my-beir-folder --out runs/train --recipe paper
 
-``--data`` is a BEIR folder with ``qrels/train.tsv``; by default the demo set that ``hn demo --export hn-demo-data``
-writes, written there on first use. ``--recipe default`` (the default) is what ``hn demo`` recommends and
-``hn mine --selector default`` + ``hn train --loss in-batch --selection cross-fit`` run: the paper's negatives, the
-positive-aware fallback where none qualifies, one random negative per pair, the in-batch loss, and the epochs and the
-fusion weight chosen by cross-fitting (one model per fold of the train queries, 5 folds, then the final model on all
-of them: 6 trainings). ``--recipe paper`` is the paper's method: its negatives, the triplet loss (Eq. 8) and a 20%
-hold-out of the train queries. ``--selection`` overrides either recipe's selection.
+``--data`` is a BEIR folder with ``qrels/train.tsv``; by default the demo set ``hn demo`` writes to ``hn-demo/data``
+(``hn demo --export DIR`` writes it anywhere), written there on first use. ``--recipe default`` (the default) is the
+recipe ``hn demo`` runs as ``default`` and ``hn mine --selector default`` + ``hn train --loss in-batch --selection
+cross-fit`` run: the paper's negatives, the positive-aware fallback where none qualifies, one random negative per
+pair, the in-batch loss, and the epochs and the fusion weight chosen by cross-fitting (one model per fold of the
+train queries, 5 folds, then the final model on all of them: 6 trainings). ``--recipe paper`` is the paper's method:
+its negatives, the triplet loss (Eq. 8) and a 20% hold-out of the train queries. ``--selection`` overrides either
+recipe's selection.
 
 Prints the mining summary, the validation curve (MRR@10 of held-out *train* queries after every epoch; step 0 is the
 starting model, ``*`` marks the kept one) and the weight chosen to fuse the reranker's scores with BM25's. Writes the
@@ -33,7 +34,7 @@ from hn_plugins.training import fine_tune_reranker
 logger = logging.getLogger("example.train")
 
 #: Where the embedded demo set goes when no --data is given.
-DEMO_DATA = Path("hn-demo-data")
+DEMO_DATA = Path("hn-demo/data")
 #: Selector, loss and selection of each recipe (``default``: as ``DEFAULT_STRATEGY`` ships it).
 RECIPES = {
     "default": {"selector": "default", "loss": "in-batch", "selection": "cross-fit"},
@@ -95,7 +96,7 @@ def main() -> None:
 
     # 1. load the train split (the trainer validates on held-out train queries, never on the test split)
     if args.data == DEMO_DATA and not DEMO_DATA.exists():
-        export_demo_dataset(DEMO_DATA)  # what `hn demo --export hn-demo-data` writes
+        export_demo_dataset(DEMO_DATA)  # what `hn demo` writes there
     train = load_beir(args.data, split="train", empty_documents="drop")
     logger.info("%r", train)
 

@@ -3,16 +3,15 @@
     python examples/03_evaluate_reranker.py                         # the demo set, runs/train/model
     python examples/03_evaluate_reranker.py --data my-beir-folder --model runs/train/model --rag extractive
 
-``--data`` is a BEIR folder with ``qrels/test.tsv``; by default the demo set that ``hn demo --export hn-demo-data``
-writes (written there on first use). ``--model`` is a folder written by ``examples/02_train_reranker.py`` or
-``hn train``. Retrieves the BM25 top-100 of
-every judged test query and reranks it with the untrained all-MiniLM-L6-v2 (``zero-shot``), with the fine-tuned
-model, and, when the folder holds a fusion weight chosen on validation, with the fine-tuned scores fused with
-BM25's. Prints a Markdown table of MRR@3, MRR@10, nDCG@10, Recall@10 and Recall@100 per row, then each row's
-MRR@10 difference from zero-shot with its paired permutation p-value. With ``--rag extractive`` (or ``smollm2``, or
-a causal LM's name) it then answers every query from each row's top 3 documents and prints the downstream RAG
-table: context recall/precision and answer F1 / ROUGE-L against each query's positive. Runs offline (a few minutes
-on 2 cores).
+``--data`` is a BEIR folder with ``qrels/test.tsv``; by default the demo set ``hn demo`` writes to ``hn-demo/data``
+(``hn demo --export DIR`` writes it anywhere), written there on first use. ``--model`` is a folder written by
+``examples/02_train_reranker.py`` or ``hn train``. Retrieves the BM25 top-100 of every judged test query and reranks
+it with the untrained all-MiniLM-L6-v2 (``zero-shot``), with the fine-tuned model, and, when the folder holds a
+fusion weight chosen on validation, with the fine-tuned scores fused with BM25's. Prints a Markdown table of MRR@3,
+MRR@10, nDCG@10, Recall@10 and Recall@100 per row, then each row's MRR@10 difference from zero-shot with its paired
+permutation p-value. With ``--rag extractive`` (or ``smollm2``, or a causal LM's name) it then answers every query
+from each row's top 3 documents and prints the downstream RAG table: context recall/precision and answer F1 /
+ROUGE-L against each query's positive. Runs offline (a few minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from hn_plugins.reranker import BiEncoderReranker
 logger = logging.getLogger("example.evaluate")
 
 #: Where the embedded demo set goes when no --data is given.
-DEMO_DATA = Path("hn-demo-data")
+DEMO_DATA = Path("hn-demo/data")
 
 
 def format_comparison(report: RerankReport, baseline: str = "zero-shot", metric: str = "mrr@10") -> str:
@@ -80,7 +79,7 @@ def main() -> None:
 
     # 1. load the test split (never trained or validated on) and its BM25 top-k, the candidates every row reranks
     if args.data == DEMO_DATA and not DEMO_DATA.exists():
-        export_demo_dataset(DEMO_DATA)  # what `hn demo --export hn-demo-data` writes
+        export_demo_dataset(DEMO_DATA)  # what `hn demo` writes there
     test = load_beir(args.data, split="test", empty_documents="drop")
     logger.info("%r", test)
     run = first_stage_run(test, "bm25", args.top_k)

@@ -16,12 +16,12 @@ internet, pass ``--base-model cross-encoder/ms-marco-MiniLM-L6-v2 --kind cross``
 
 Usage::
 
-    HF_HUB_OFFLINE=1 python examples/04_llamaindex_rerank.py                  # the demo set (./hn-demo-data)
+    HF_HUB_OFFLINE=1 python examples/04_llamaindex_rerank.py                  # the demo set (./hn-demo/data)
     HF_HUB_OFFLINE=1 python examples/04_llamaindex_rerank.py --data my-beir-folder --max-docs 800
     HF_HUB_OFFLINE=1 python examples/04_llamaindex_rerank.py --llm smollm2 --rag-queries 30
 
-``--data`` is a BEIR folder with train and test qrels; by default the demo set that ``hn demo --export
-hn-demo-data`` writes, written there on first use.
+``--data`` is a BEIR folder with train and test qrels; by default the demo set ``hn demo`` writes to
+``hn-demo/data`` (or ``hn demo --export DIR``), written there on first use.
 
 Needs: ``pip install -e integrations/llama-index llama-index-embeddings-huggingface`` (and ``-e evaluation``
 for the metrics; without it the recipe computes MRR@10 itself).
@@ -54,7 +54,7 @@ from hn_plugins.models import resolve_model_path
 logger = logging.getLogger("04_llamaindex_rerank")
 
 #: Where the embedded demo set goes when no --data is given.
-DEMO_DATA = Path("hn-demo-data")
+DEMO_DATA = Path("hn-demo/data")
 
 
 def parse_args() -> argparse.Namespace:
@@ -216,7 +216,7 @@ def main() -> None:
 
     # 1. load the data: documents, train questions (to fine-tune on) and test questions (to measure)
     if args.data == DEMO_DATA and not DEMO_DATA.exists():
-        export_demo_dataset(DEMO_DATA)  # what `hn demo --export hn-demo-data` writes
+        export_demo_dataset(DEMO_DATA)  # what `hn demo` writes there
     train = load_beir(args.data, split="train", empty_documents="drop")
     test = load_beir(args.data, split="test", empty_documents="drop")
     if args.max_train:

@@ -57,7 +57,8 @@ def test_export_refuses_a_folder_that_is_not_empty_unless_forced(tmp_path, capsy
 
     assert main(["demo", "--export", str(folder), "--force"]) == 0
     assert len(load_beir(folder, split="test").judged_query_ids) > 100
-    assert (folder / "notes.txt").read_text(encoding="utf-8") == "mine"  # only the dataset's files are written
+    # only the dataset's files are written
+    assert (folder / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
 def test_export_into_a_file_and_force_without_export_are_errors(tmp_path, capsys):
@@ -96,17 +97,24 @@ def test_demo_comes_from_the_entry_point_of_hn_evaluation():
 
 @pytest.mark.slow
 def test_hn_demo_runs_default_beside_paper_and_zero_shot_and_ends_with_a_verdict(tmp_path, capsys):
-    from hn_plugins.demo_data import load_demo_dataset
     from hn_plugins import load_reranker
+    from hn_plugins.demo_data import load_demo_dataset
 
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    for section in ("# 1. data", "# 2. negatives mined", "# 3. reranking", "# 4. downstream RAG", "# 5. verdict"):
+    for section in (
+        "# 1. data",
+        "# 2. negatives mined",
+        "# 3. reranking",
+        "# 4. downstream RAG",
+        "# 5. verdict",
+    ):
         assert section in printed
-    lines = printed.rstrip("\n").splitlines()
-    verdict = next(line for line in lines if line.startswith("verdict: "))
-    assert re.match(r"verdict: (ship|keep) (default|none|zero-shot|zero-shot\+fusion|paper|paper\+fusion)\b", verdict)
+    verdict = printed.rstrip("\n").splitlines()[-1]  # the last line
+    assert re.match(
+        r"verdict: (ship|keep) (default|none|zero-shot|zero-shot\+fusion|paper|paper\+fusion)\b", verdict
+    )
 
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     rows = report["rows"]
@@ -115,17 +123,23 @@ def test_hn_demo_runs_default_beside_paper_and_zero_shot_and_ends_with_a_verdict
         assert f"\n{row} " in printed  # every row is printed
     test = load_demo_dataset("test")
     assert report["config"]["test_queries"] == len(test.judged_query_ids)
+    # the data the demo ran on is left as a BEIR folder, where the examples look for it
+    assert f"as a BEIR folder: {out / 'data'}" in printed
+    _same(load_beir(out / "data", split="test"), test)
     # the default row is what ships: the combined negatives (every pair kept), in-batch loss, cross-fitted selection
     mining = report["strategies"]["default"]["mining"]
-    assert mining["pairs_from_primary"] + mining["pairs_from_fallback"] + mining[
-        "pairs_without_hard_negative"
-    ] == mining["pairs"]
+    assert (
+        mining["pairs_from_primary"] + mining["pairs_from_fallback"] + mining["pairs_without_hard_negative"]
+        == mining["pairs"]
+    )
     assert mining["pairs_with_negative"] == mining["pairs"]  # the random negative reaches every pair
     assert report["strategies"]["paper"]["mining"]["pairs_with_negative"] < mining["pairs"]
     training = report["strategies"]["default"]["training"][0]
     assert training["selection"] == "cross-fit"
     for name, values in report["significance"]["default"].items():
-        assert values["delta"] == pytest.approx(rows["default"]["mrr@10"]["mean"] - rows[name]["mrr@10"]["mean"])
+        assert values["delta"] == pytest.approx(
+            rows["default"]["mrr@10"]["mean"] - rows[name]["mrr@10"]["mean"]
+        )
         assert 0.0 < values["p_value"] <= 1.0
     # the printed comparison line of each row is the report's
     vs_zero = report["significance"]["default"]["zero-shot+fusion"]

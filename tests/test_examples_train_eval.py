@@ -60,7 +60,7 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_mining_example_writes_the_demo_set_by_default_and_compares_every_selector(tmp_path: Path) -> None:
     stdout = _run("01_mine_hard_negatives.py", cwd=tmp_path)
-    train = load_beir(tmp_path / "hn-demo-data", split="train")  # written by the example on first use
+    train = load_beir(tmp_path / "hn-demo" / "data", split="train")  # written by the example on first use
     rows = {line.split()[0]: line for line in stdout.splitlines()[1:7]}
     assert list(rows) == ["paper", "default", "dense-topk", "positive-aware", "bm25", "random"]
     pairs = len(train.positive_pairs())

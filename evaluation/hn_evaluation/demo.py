@@ -194,12 +194,13 @@ def _training_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def format_demo_report(report: Mapping[str, Any]) -> str:
+def format_demo_report(report: Mapping[str, Any], out: Path | None = None) -> str:
     """The demo's printed report: mining, the retrieval table with ``default`` against each row, the validation
-    choices, the downstream table and the verdict (:func:`demo_verdict`).
+    choices, the downstream table and, last, the verdict line (:func:`demo_verdict`).
 
     Args:
         report: a report of :func:`run_demo`.
+        out: the demo's output folder, named before the verdict (``None``: not named).
 
     Returns:
         Plain text, one section per step (``# 2. ...`` to ``# 5. ...``).
@@ -212,6 +213,10 @@ def format_demo_report(report: Mapping[str, Any]) -> str:
         f"({config['base_model']}, {config['epochs']} epoch(s), seed {config['seeds'][0]})"
     )
     lines += _table(report["rows"], names, DEMO_METRICS, 10)
+    lines.append(
+        "(+fusion: the reranker's scores mixed with BM25's by a weight chosen on train queries; default ships fused, "
+        "default-no-fusion is its reranker alone)"
+    )
     significance = report.get("significance", {}).get("default", {})
     if significance:
         lines.append("default vs each row, MRR@10 (paired permutation test over the test queries):")
@@ -235,6 +240,8 @@ def format_demo_report(report: Mapping[str, Any]) -> str:
             for name in compared:
                 s = rag_sig[name]["answer_f1"]
                 lines.append(f"  vs {name:<18} {s['delta']:+.4f}  p = {s['p_value']:.4f}")
+    if out is not None:
+        lines.append(f"models -> {out / 'models'}; report -> {out / 'report.md'}, {out / 'report.json'}")
     lines.append("# 5. verdict")
     lines.append(demo_verdict(report))
     return "\n".join(lines)

@@ -1,5 +1,5 @@
-"""``hn demo``: the shipped recipe on the embedded demo dataset, offline; ``hn demo --export DIR`` writes that
-dataset as a BEIR folder instead.
+"""``hn demo``: the shipped recipe on the embedded demo dataset, offline (the dataset is also written as a BEIR
+folder, ``OUT/data``); ``hn demo --export DIR`` only writes that folder.
 
 Registered as the ``demo`` entry point of the ``hn_plugins.cli`` group (hn-evaluation's pyproject.toml).
 """
@@ -31,7 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from hn_evaluation.demo import DemoSettings, format_demo_report, run_demo
 
     train, test = load_demo_dataset("train"), load_demo_dataset("test")
-    sys.stdout.write(f"# 1. data: {train!r}\n#          {test!r}\n")
+    folder = export_demo_dataset(args.out / "data", force=True)
+    sys.stdout.write(
+        f"# 1. data: {train!r}\n#          {test!r}\n"
+        f"#          as a BEIR folder: {folder} (every hn command and example reads it)\n"
+    )
     sys.stdout.flush()
     settings = DemoSettings(
         out=args.out,
@@ -41,10 +45,7 @@ def run(args: argparse.Namespace) -> int:
         rag=not args.no_rag,
     )
     report = run_demo(settings, train, test)
-    sys.stdout.write(format_demo_report(report) + "\n")
-    sys.stdout.write(
-        f"models -> {settings.out / 'models'}; report -> {settings.out / 'report.md'}, {settings.out / 'report.json'}\n"
-    )
+    sys.stdout.write(format_demo_report(report, settings.out) + "\n")
     return 0
 
 
@@ -65,7 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--num-negatives", type=int, default=1, help="hard negatives per (query, positive) pair (default: 1)"
     )
     parser.add_argument("--epochs", type=int, default=1, help="maximum fine-tuning epochs (default: 1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of mining, validation and training (default: 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of mining, validation and training (default: 0)"
+    )
     parser.add_argument("--no-rag", action="store_true", help="skip the downstream answer table")
     parser.add_argument(
         "--export",
@@ -76,6 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "qrels/test.tsv) and exit without training",
     )
     parser.add_argument(
-        "--force", action="store_true", help="with --export: overwrite those files in a folder that is not empty"
+        "--force",
+        action="store_true",
+        help="with --export: overwrite those files in a folder that is not empty",
     )
     parser.set_defaults(func=run)
