@@ -274,7 +274,7 @@ def demo_verdict(report: Mapping[str, Any], alpha: float = 0.05, metric: str = "
         >>> demo_verdict(report)[:60]
         'verdict: ship default (hn mine --selector default, then hn t'
         >>> report["significance"]["default"]["zero-shot+fusion"]["p_value"] = 0.3
-        >>> demo_verdict(report)[:48]
+        >>> demo_verdict(report)[:47]
         'verdict: keep zero-shot+fusion (no fine-tuning)'
     """
     rows = report["rows"]
