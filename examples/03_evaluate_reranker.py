@@ -1,15 +1,17 @@
 """Evaluate a fine-tuned reranker on the test split: BM25 alone, zero-shot, fine-tuned, fine-tuned fused with BM25.
 
-    python examples/03_evaluate_reranker.py --data ../shared/data/medline --model runs/train/model
+    python examples/03_evaluate_reranker.py                         # the demo set, runs/train/model
+    python examples/03_evaluate_reranker.py --data my-beir-folder --model runs/train/model --rag extractive
 
-``--model`` is a folder written by ``examples/02_train_reranker.py`` or ``hn train``. Retrieves the BM25 top-100 of
-every judged test query and reranks it with the untrained all-MiniLM-L6-v2 (``zero-shot``), with the fine-tuned
-model, and, when the folder holds a fusion weight chosen on validation, with the fine-tuned scores fused with
-BM25's. Prints a Markdown table of MRR@3, MRR@10, nDCG@10, Recall@10 and Recall@100 per row, then each row's
-MRR@10 difference from zero-shot with its paired permutation p-value. With ``--rag extractive`` (or ``smollm2``, or
-a causal LM's name) it then answers every query from each row's top 3 documents and prints the downstream RAG
-table: context recall/precision and answer F1 / ROUGE-L against each query's positive. Runs offline (a few minutes
-on 2 cores).
+``--data`` is a BEIR folder with ``qrels/test.tsv``; by default the demo set ``hn demo`` writes to ``hn-demo/data``
+(``hn demo --export DIR`` writes it anywhere), written there on first use. ``--model`` is a folder written by
+``examples/02_train_reranker.py`` or ``hn train``. Retrieves the BM25 top-100 of every judged test query and reranks
+it with the untrained all-MiniLM-L6-v2 (``zero-shot``), with the fine-tuned model, and, when the folder holds a
+fusion weight chosen on validation, with the fine-tuned scores fused with BM25's. Prints a Markdown table of MRR@3,
+MRR@10, nDCG@10, Recall@10 and Recall@100 per row, then each row's MRR@10 difference from zero-shot with its paired
+permutation p-value. With ``--rag extractive`` (or ``smollm2``, or a causal LM's name) it then answers every query
+from each row's top 3 documents and prints the downstream RAG table: context recall/precision and answer F1 /
+ROUGE-L against each query's positive. Runs offline (a few minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ from hn_evaluation.rag import evaluate_rag
 from hn_evaluation.report import format_markdown_table
 from hn_evaluation.rerank import RerankReport, evaluate_reranking
 from hn_plugins import load_beir, load_reranker
+from hn_plugins.demo_data import export_demo_dataset
 from hn_plugins.reranker import BiEncoderReranker
 
 logger = logging.getLogger("example.evaluate")
+
+#: Where the embedded demo set goes when no --data is given.
+DEMO_DATA = Path("hn-demo/data")
 
 
 def format_comparison(report: RerankReport, baseline: str = "zero-shot", metric: str = "mrr@10") -> str:
@@ -53,9 +59,7 @@ def format_comparison(report: RerankReport, baseline: str = "zero-shot", metric:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/medline"
-    )
+    parser.add_argument("--data", type=Path, default=DEMO_DATA, help="BEIR folder (default: the demo set)")
     parser.add_argument(
         "--model", type=Path, default=Path("runs/train/model"), help="fine-tuned model folder"
     )
@@ -73,7 +77,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    # 1. the test split and its BM25 top-k (the first stage every reranker starts from)
+    # 1. load the test split (never trained or validated on) and its BM25 top-k, the candidates every row reranks
+    if args.data == DEMO_DATA and not DEMO_DATA.exists():
+        export_demo_dataset(DEMO_DATA)  # what `hn demo` writes there
     test = load_beir(args.data, split="test", empty_documents="drop")
     logger.info("%r", test)
     run = first_stage_run(test, "bm25", args.top_k)

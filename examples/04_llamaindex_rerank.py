@@ -1,8 +1,9 @@
 """Recipe 04: add a reranker fine-tuned on hard negatives to a LlamaIndex query engine, and measure it.
 
 A LlamaIndex user has an index and QA pairs (the ``EmbeddingQAFinetuneDataset`` JSON). One call mines hard
-negatives among the index's own nodes (embedding ensemble + PCA, the paper's selector), fine-tunes a reranker
-on them and returns a ``HardNegativeRerank`` postprocessor; the query engine then retrieves 20 nodes and keeps
+negatives among the index's own nodes and fine-tunes a reranker on them with the shipped ``default`` recipe (the
+paper's negatives in an embedding ensemble + PCA space, the positive-aware fallback, one random negative per pair,
+in-batch loss, epochs and fusion weight chosen by cross-fitting), and returns a ``HardNegativeRerank`` postprocessor; the query engine then retrieves 20 nodes and keeps
 the reranked best. Retrieval MRR@10 on the held-out test questions is measured without and with the reranker.
 With ``--llm smollm2`` (or a causal LM's hub name or folder) the two query engines also *answer* the test
 questions with that LLM (a LlamaIndex ``CustomLLM`` over ``hn_evaluation``'s ``TransformersGenerator``), each from
@@ -15,9 +16,12 @@ internet, pass ``--base-model cross-encoder/ms-marco-MiniLM-L6-v2 --kind cross``
 
 Usage::
 
-    HF_HUB_OFFLINE=1 python examples/04_llamaindex_rerank.py
-    HF_HUB_OFFLINE=1 python examples/04_llamaindex_rerank.py --data ../shared/data/cranfield --max-docs 800
+    HF_HUB_OFFLINE=1 python examples/04_llamaindex_rerank.py                  # the demo set (./hn-demo/data)
+    HF_HUB_OFFLINE=1 python examples/04_llamaindex_rerank.py --data my-beir-folder --max-docs 800
     HF_HUB_OFFLINE=1 python examples/04_llamaindex_rerank.py --llm smollm2 --rag-queries 30
+
+``--data`` is a BEIR folder with train and test qrels; by default the demo set ``hn demo`` writes to
+``hn-demo/data`` (or ``hn demo --export DIR``), written there on first use.
 
 Needs: ``pip install -e integrations/llama-index llama-index-embeddings-huggingface`` (and ``-e evaluation``
 for the metrics; without it the recipe computes MRR@10 itself).
@@ -44,18 +48,22 @@ from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 from llama_index.postprocessor.hn_rerank import HardNegativeRerank
 
 from hn_plugins.data import RetrievalDataset, load_beir
+from hn_plugins.demo_data import export_demo_dataset
 from hn_plugins.models import resolve_model_path
 
 logger = logging.getLogger("04_llamaindex_rerank")
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "python-docs-faq"
+#: Where the embedded demo set goes when no --data is given.
+DEMO_DATA = Path("hn-demo/data")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="BEIR folder with train and test qrels"
+        "--data",
+        type=Path,
+        default=DEMO_DATA,
+        help="BEIR folder with train and test qrels (default: the demo set)",
     )
     parser.add_argument(
         "--out",
@@ -76,8 +84,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--base-model", default="all-MiniLM-L6-v2", help="reranker to fine-tune")
     parser.add_argument("--kind", choices=["bi", "cross"], default="bi", help="kind of --base-model")
     parser.add_argument("--mining-models", nargs="+", default=["all-MiniLM-L6-v2", "static-model"])
-    parser.add_argument("--selector", default="paper")
-    parser.add_argument("--num-negatives", type=int, default=3)
+    parser.add_argument("--selector", default="default", help="negative selector (default: the shipped one)")
+    parser.add_argument(
+        "--num-negatives", type=int, default=1, help="hard negatives per (question, answer) pair"
+    )
+    parser.add_argument(
+        "--loss", default="in-batch", help="training loss (default: in-batch, as default ships)"
+    )
+    parser.add_argument(
+        "--selection",
+        choices=["cross-fit", "holdout"],
+        default="cross-fit",
+        help="choose epochs and fusion weight by cross-fitting over 5 folds (default) or on a 20%% hold-out",
+    )
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top-k", type=int, default=20, help="nodes the retriever hands to the reranker")
@@ -195,7 +214,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
-    # 1. load the real data: documents, train questions (to fine-tune on) and test questions (to measure)
+    # 1. load the data: documents, train questions (to fine-tune on) and test questions (to measure)
+    if args.data == DEMO_DATA and not DEMO_DATA.exists():
+        export_demo_dataset(DEMO_DATA)  # what `hn demo` writes there
     train = load_beir(args.data, split="train", empty_documents="drop")
     test = load_beir(args.data, split="test", empty_documents="drop")
     if args.max_train:
@@ -241,8 +262,10 @@ def main() -> None:
         mining_models=args.mining_models,
         selector=args.selector,
         num_negatives=args.num_negatives,
+        loss=args.loss,
         epochs=args.epochs,
         seed=args.seed,
+        train_kwargs={"selection": args.selection},
         top_n=10,
         cache_dir=args.out / "embedding-cache",
     )
@@ -276,7 +299,7 @@ def main() -> None:
         f"{args.data.name}: {len(test.judged_query_ids)} test questions, {len(doc_ids)} nodes, retriever top-"
         f"{args.top_k} (all-MiniLM-L6-v2), reranker {args.base_model} ({args.kind}) fine-tuned on "
         f"{len(train.judged_query_ids)} train questions, {args.selector} negatives x{args.num_negatives}, "
-        f"{args.epochs} epoch(s), seed {args.seed}",
+        f"{args.loss} loss, {args.selection} selection, {args.epochs} epoch(s), seed {args.seed}",
         f"{'query engine':<36}" + "".join(f"{m:>11}" for m in names),
         f"{'retrieval only':<36}" + "".join(f"{results['without'][m]:>11.4f}" for m in names),
         f"{'retrieval + HardNegativeRerank':<36}" + "".join(f"{results['with'][m]:>11.4f}" for m in names),

@@ -1,8 +1,10 @@
 """Recipe 05: add a ranker fine-tuned on hard negatives to an existing Haystack pipeline, and measure it.
 
 A Haystack user has documents in a DocumentStore, a BM25 retrieval pipeline, and QA pairs (question, id of the
-document that answers it). One call mines hard negatives among the store's own documents (embedding ensemble +
-PCA, the paper's selector), fine-tunes a reranker on them and returns a ``HardNegativeRanker`` component; it
+document that answers it). One call mines hard negatives among the store's own documents and fine-tunes a
+reranker on them with the shipped ``default`` recipe (the paper's negatives in an embedding ensemble + PCA space,
+the positive-aware fallback, one random negative per pair, in-batch loss, epochs and fusion weight chosen by
+cross-fitting), and returns a ``HardNegativeRanker`` component; it
 goes into the pipeline after the retriever. MRR@10 on the held-out test questions is measured for BM25 alone,
 for BM25 -> the starting model (not fine-tuned) and for BM25 -> the fine-tuned ``HardNegativeRanker``. With
 ``--llm smollm2`` (or a causal LM's hub name or folder) two RAG pipelines (retriever [-> ranker] -> PromptBuilder ->
@@ -16,9 +18,12 @@ from the packaged all-MiniLM-L6-v2 bi-encoder (``kind="bi"``). With internet, pa
 
 Usage::
 
-    HF_HUB_OFFLINE=1 HAYSTACK_TELEMETRY_ENABLED=False python examples/05_haystack_rerank.py
-    HF_HUB_OFFLINE=1 python examples/05_haystack_rerank.py --data ../shared/data/cranfield --top-k 100
+    HF_HUB_OFFLINE=1 HAYSTACK_TELEMETRY_ENABLED=False python examples/05_haystack_rerank.py   # ./hn-demo/data
+    HF_HUB_OFFLINE=1 python examples/05_haystack_rerank.py --data my-beir-folder --top-k 100
     HF_HUB_OFFLINE=1 python examples/05_haystack_rerank.py --llm smollm2 --rag-queries 30
+
+``--data`` is a BEIR folder with train and test qrels; by default the demo set ``hn demo`` writes to
+``hn-demo/data`` (or ``hn demo --export DIR``), written there on first use.
 
 Needs: ``pip install -e integrations/haystack`` (and ``-e evaluation`` for the metrics; without it the recipe
 computes MRR@10 itself).
@@ -46,18 +51,22 @@ from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack_integrations.components.rankers.hn import HardNegativeRanker
 
 from hn_plugins.data import load_beir
+from hn_plugins.demo_data import export_demo_dataset
 from hn_plugins.models import resolve_model_path
 
 logger = logging.getLogger("05_haystack_rerank")
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "python-docs-faq"
+#: Where the embedded demo set goes when no --data is given.
+DEMO_DATA = Path("hn-demo/data")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="BEIR folder with train and test qrels"
+        "--data",
+        type=Path,
+        default=DEMO_DATA,
+        help="BEIR folder with train and test qrels (default: the demo set)",
     )
     parser.add_argument(
         "--out",
@@ -72,8 +81,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--base-model", default="all-MiniLM-L6-v2", help="reranker to fine-tune")
     parser.add_argument("--kind", choices=["bi", "cross"], default="bi", help="kind of --base-model")
     parser.add_argument("--mining-models", nargs="+", default=["all-MiniLM-L6-v2", "static-model"])
-    parser.add_argument("--selector", default="paper")
-    parser.add_argument("--num-negatives", type=int, default=3)
+    parser.add_argument("--selector", default="default", help="negative selector (default: the shipped one)")
+    parser.add_argument(
+        "--num-negatives", type=int, default=1, help="hard negatives per (question, answer) pair"
+    )
+    parser.add_argument(
+        "--loss", default="in-batch", help="training loss (default: in-batch, as default ships)"
+    )
+    parser.add_argument(
+        "--selection",
+        choices=["cross-fit", "holdout"],
+        default="cross-fit",
+        help="choose epochs and fusion weight by cross-fitting over 5 folds (default) or on a 20%% hold-out",
+    )
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top-k", type=int, default=20, help="documents BM25 hands to the ranker")
@@ -222,7 +242,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
-    # 1. load the real data: documents, train questions (to fine-tune on) and test questions (to measure)
+    # 1. load the data: documents, train questions (to fine-tune on) and test questions (to measure)
+    if args.data == DEMO_DATA and not DEMO_DATA.exists():
+        export_demo_dataset(DEMO_DATA)  # what `hn demo` writes there
     train = load_beir(args.data, split="train", empty_documents="drop")
     test = load_beir(args.data, split="test", empty_documents="drop")
     if args.max_train:
@@ -262,8 +284,10 @@ def main() -> None:
         models=args.mining_models,
         selector=args.selector,
         num_negatives=args.num_negatives,
+        loss=args.loss,
         epochs=args.epochs,
         seed=args.seed,
+        trainer_kwargs={"selection": args.selection},
         cache_dir=args.out / "embedding-cache",
         top_k=10,
     )
@@ -312,7 +336,7 @@ def main() -> None:
         f"{args.data.name}: {len(test.judged_query_ids)} test questions, {len(train.corpus)} documents, "
         f"InMemoryBM25Retriever top-{args.top_k}, reranker {args.base_model} ({args.kind}) fine-tuned on "
         f"{len(train.judged_query_ids)} train questions, {args.selector} negatives x{args.num_negatives}, "
-        f"{args.epochs} epoch(s), seed {args.seed}",
+        f"{args.loss} loss, {args.selection} selection, {args.epochs} epoch(s), seed {args.seed}",
         f"{'pipeline':<44}" + "".join(f"{m:>11}" for m in names),
         *(f"{labels[n]:<44}" + "".join(f"{results[n][m]:>11.4f}" for m in names) for n in pipelines),
     ]

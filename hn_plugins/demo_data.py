@@ -4,12 +4,15 @@
 Every distinct answer text is one document; every distinct question is one query whose positives are all the
 answers given to it. Questions are split into train and test with a fixed seed. Near-duplicate answers are
 common (tech support repeats itself), which is exactly where false negatives hide.
+
+:func:`export_demo_dataset` writes the same splits as a BEIR folder, the format every ``hn`` command reads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import random
 from pathlib import Path
@@ -19,7 +22,10 @@ from hn_plugins.data import DatasetError, RetrievalDataset
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_demo_dataset"]
+__all__ = ["BEIR_FILES", "export_demo_dataset", "load_demo_dataset"]
+
+#: The files :func:`export_demo_dataset` writes, relative to its folder.
+BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/train.tsv", "qrels/test.tsv")
 
 
 def _corpus_dir() -> Path:
@@ -88,3 +94,66 @@ def load_demo_dataset(
         qrels={q: rel for q, rel in qrels.items() if q in chosen},
         name=f"chatterbot-demo:{split}",
     )
+
+
+def export_demo_dataset(
+    folder: str | Path, *, force: bool = False, test_fraction: float = 0.4, seed: int = 13
+) -> Path:
+    """Write the demo dataset as a BEIR folder: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/train.tsv`` and
+    ``qrels/test.tsv`` (the train and test splits of :func:`load_demo_dataset` with the same arguments).
+
+    ``load_beir(folder, split)`` then gives the same documents, queries and judgments, in the same order, as
+    ``load_demo_dataset(split)``.
+
+    Args:
+        folder: the folder to write; created when missing.
+        force: overwrite the four files when ``folder`` already holds files (other files are left alone).
+        test_fraction: share of questions in the test split.
+        seed: seed of the split.
+
+    Returns:
+        The folder.
+
+    Raises:
+        DatasetError: ``folder`` is a file, or a folder that is not empty and ``force`` is false; or
+            chatterbot-corpus is missing.
+
+    Example:
+        >>> path = export_demo_dataset("hn-demo-data")  # doctest: +SKIP
+        >>> load_beir(path, split="train")  # doctest: +SKIP
+        RetrievalDataset(name='hn-demo-data:train', documents=864, queries=303, judged=303, pairs=489)
+    """
+    root = Path(folder)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"{root} is a file; pass a folder to write the demo dataset into.")
+    if root.is_dir() and any(root.iterdir()) and not force:
+        raise DatasetError(
+            f"{root} is not empty; choose a new folder, or pass --force (in Python: force=True) to overwrite "
+            f"{', '.join(BEIR_FILES)} in it."
+        )
+    splits = {
+        "all": load_demo_dataset("all", test_fraction=test_fraction, seed=seed),
+        "train": load_demo_dataset("train", test_fraction=test_fraction, seed=seed),
+        "test": load_demo_dataset("test", test_fraction=test_fraction, seed=seed),
+    }
+    every = splits["all"]
+    (root / "qrels").mkdir(parents=True, exist_ok=True)
+    with (root / "corpus.jsonl").open("w", encoding="utf-8") as handle:
+        for doc_id, (title, text) in every.corpus.items():
+            handle.write(json.dumps({"_id": doc_id, "title": title, "text": text}, ensure_ascii=False) + "\n")
+    with (root / "queries.jsonl").open("w", encoding="utf-8") as handle:
+        for qid, text in every.queries.items():
+            handle.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
+    for name in ("train", "test"):
+        with (root / "qrels" / f"{name}.tsv").open("w", encoding="utf-8", newline="") as handle:
+            handle.write("query-id\tcorpus-id\tscore\n")
+            for qid, relevant in splits[name].qrels.items():
+                handle.writelines(f"{qid}\t{doc_id}\t{grade}\n" for doc_id, grade in relevant.items())
+    logger.info(
+        "demo dataset written to %s: %d documents, %d train and %d test queries",
+        root,
+        len(every.corpus),
+        len(splits["train"].judged_query_ids),
+        len(splits["test"].judged_query_ids),
+    )
+    return root

@@ -21,9 +21,8 @@ from hn_plugins import __version__
 
 logger = logging.getLogger("hn_plugins.cli")
 
-#: Built-in sub-command modules, in the order ``hn --help`` lists them (a module that is not there is skipped:
-#: ``demo`` stays here only until its module moves to hn-evaluation's entry point).
-COMMAND_MODULES = ("mine", "bootstrap", "train", "export_onnx", "retrain", "demo")
+#: Built-in sub-command modules, in the order ``hn --help`` lists them.
+COMMAND_MODULES = ("mine", "bootstrap", "train", "export_onnx", "retrain")
 #: Entry-point group of the sub-commands other distributions add.
 PLUGIN_GROUP = "hn_plugins.cli"
 #: Sub-commands that hn-evaluation adds, and the distribution a user installs to get them.
@@ -138,14 +137,7 @@ def build_parser(plugin_group: str = PLUGIN_GROUP) -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        module_name = f"hn_plugins.cli.{name}_cmd"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"hn_plugins.cli.{name}_cmd").register(subparsers)
     register_plugins(subparsers, plugin_group)
     return parser
 
