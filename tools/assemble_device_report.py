@@ -15,7 +15,7 @@ the script.
 
 Usage::
 
-    python benchmarks/assemble_device_report.py --report /tmp/dev1/merged/benchmark_cranfield \
+    python tools/assemble_device_report.py --report /tmp/dev1/merged/benchmark_cranfield \
         --logs benchmarks/results/device_partial_cross_fit --dataset cranfield \
         --out benchmarks/results/benchmark_cranfield
 """
@@ -26,14 +26,19 @@ import argparse
 import json
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
-
-from summarize_device_logs import NAME, logged_rows  # benchmarks/ (this script's folder) is on sys.path
 
 from hn_evaluation.benchmark import format_benchmark_markdown, quality_bar
 from hn_evaluation.plots import plot_metric_bars
 from hn_evaluation.report import aggregate_seeds, write_report_json
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a file: the repository root makes `experiments` and `tools` importable
+    sys.path.insert(0, str(ROOT))
+
+from tools.summarize_device_logs import NAME, logged_rows  # noqa: E402
 
 logger = logging.getLogger("assemble_device_report")
 

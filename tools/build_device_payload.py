@@ -1,4 +1,4 @@
-"""Build the git-ignored ``.whl/`` folder that ``benchmarks/device_run.sh`` unpacks on the GPU machine.
+"""Build the git-ignored ``.whl/`` folder that ``tools/device_run.sh`` unpacks on the GPU machine.
 
 The device tool's machine reaches no registry and carries at most 64 MiB, so everything the benchmark needs beyond
 that machine's own Python 3.12 + torch + sentence-transformers 6.0 travels in it:
@@ -7,18 +7,18 @@ that machine's own Python 3.12 + torch + sentence-transformers 6.0 travels in it
   packaged all-MiniLM-L6-v2 with its weights cast to fp16, 45 MB instead of 90 MB; it loads in float16 there, and
   ``load_base_model`` casts it to float32 before any training: GPU run 9's first attempt, without that cast,
   diverged), ``site/static_model`` (the model2vec static model of ``tokenlearn-static-model``) and ``site/faiss``
-  (``benchmarks/device_shims/faiss``, a numpy ``IndexFlatIP``);
+  (``tools/device_shims/faiss``, a numpy ``IndexFlatIP``);
 - ``.whl/wheels/``: pure-Python or cp312 wheels of bm25s, datasets, dill, multiprocess, model2vec, PyStemmer and
   sentence-transformers 6.2, downloaded from PyPI (``device_run.sh`` unzips them, no pip there).
 
 Run on the CPU machine, with the project installed (``scripts/install.sh``)::
 
-    python benchmarks/build_device_payload.py --data ../shared/data --out .whl
+    python tools/build_device_payload.py --data ../shared/data --out .whl
 
 ``--datasets cisi,python-docs-faq`` carries only those (the run's ``DATASETS``). The limit counts the tracked
 files too, which travel with every call: the script adds them up and refuses a total over 64 MiB.
 
-then carry it: the device tool's ``run`` with ``carry=[".whl"]`` and ``bash benchmarks/device_run.sh main``.
+then carry it: the device tool's ``run`` with ``carry=[".whl"]`` and ``bash tools/device_run.sh main``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ the reports' own significance tables), per seed and on the seed means.
 
 Usage::
 
-    python benchmarks/compare_report_rows.py \
+    python tools/compare_report_rows.py \
         --a benchmarks/results/benchmark_cranfield/report.json --row-a default \
         --b benchmarks/results/device_cisi_verify/merged/benchmark_cranfield/report.json --row-b default+verify \
         --json benchmarks/results/device_cisi_verify/verify_vs_default_cranfield.json

@@ -7,9 +7,9 @@ and /tmp/site):
 
     export PYTHONPATH=/tmp/site:$PWD:$PWD/evaluation HF_HUB_OFFLINE=1 JAX_PLATFORMS=cpu \
         XLA_PYTHON_CLIENT_PREALLOCATE=false BUDGET_S=320 SEEDS=0,1,2 SETTINGS='{}' MAX_PROCS=6
-    python3 benchmarks/run_device_benchmark.py main
+    python3 tools/run_device_benchmark.py main
 
-(``benchmarks/device_run.sh`` unpacks the payload and sets this up.) ``BOOTSTRAP=cranfield`` also runs ``hn bootstrap``
+(``tools/device_run.sh`` unpacks the payload and sets this up.) ``BOOTSTRAP=cranfield`` also runs ``hn bootstrap``
 on that corpus beside the benchmark (extra CLI arguments as a JSON list in ``BOOTSTRAP_ARGS``) and ``hn eval`` of the
 student and of all-MiniLM-L6-v2 zero-shot on its test split; ``BENCH_THREADS`` sets each process's torch threads;
 ``SKIP_SPEED=1`` skips the speed benchmark (and frees its two cores). ``SETTINGS`` holds ``run_benchmark`` keyword arguments plus
@@ -27,7 +27,6 @@ seeds), ``pilot`` / ``auto`` (a validation-only comparison of recipes on seed 0,
 """
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -36,7 +35,11 @@ import time
 import traceback
 from pathlib import Path
 
-from run_cpu_benchmark import QUIET  # benchmarks/ (this script's folder) is on sys.path
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a file: the repository root makes `experiments` and `tools` importable
+    sys.path.insert(0, str(ROOT))
+
+from tools.script_logging import quiet_logging  # noqa: E402
 
 START = time.time()
 OUT = Path(os.environ.get("OUT", "/tmp/out"))
@@ -47,9 +50,11 @@ SETTINGS = json.loads(os.environ.get("SETTINGS", "{}"))
 # per-dataset settings that replace SETTINGS for that dataset, e.g. {"cisi": {"strategies": [...]}}
 SETTINGS_BY_DATASET = json.loads(os.environ.get("SETTINGS_BY_DATASET", "{}"))
 ROLE = sys.argv[1] if len(sys.argv) > 1 else "main"
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
-for n in QUIET:
-    logging.getLogger(n).setLevel(logging.WARNING)
+ROLES = ("main", "pilot", "auto", "one", "pilot-one", "bootstrap")
+if ROLE not in ROLES:  # -h, --help or a typo: say how to run it instead of starting the queue
+    sys.stdout.write(__doc__ + f"\nroles: {', '.join(ROLES)}\n")
+    sys.exit(0 if ROLE in ("-h", "--help") else 2)
+quiet_logging(driver=True)
 
 
 def one(name: str, seed: int, tag: str = "", settings: dict | None = None) -> None:

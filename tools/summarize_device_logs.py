@@ -6,11 +6,12 @@ process killed by the device's time budget leaves those lines behind. This print
 
 Usage::
 
-    python benchmarks/summarize_device_logs.py benchmarks/results/device_partial_cross_fit
+    python tools/summarize_device_logs.py benchmarks/results/device_partial_cross_fit
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import re
 import sys
@@ -50,4 +51,6 @@ def summarize(folder: Path, metric: str = "mrr@10") -> str:
 
 
 if __name__ == "__main__":
-    sys.stdout.write(summarize(Path(sys.argv[1])) + "\n")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="folder of run<n>_<dataset>-seed<seed>.log files")
+    sys.stdout.write(summarize(parser.parse_args().folder) + "\n")

@@ -1,7 +1,7 @@
 """Cascade reranking on CPU: a cached bi-encoder orders BM25's top-100, a cross-encoder re-orders its top-k.
 
 Issue 3 asks that reranking the top-100 of a query take well under a second on 2 cores with the MiniLM base. The
-int8 cross-encoder needs about 1.5 s for 100 pairs there (``benchmarks/results/onnx_int8_cranfield.json``); the
+int8 cross-encoder needs about 1.5 s for 100 pairs there (``experiments/onnx_int8/results/onnx_int8_cranfield.json``); the
 bi-encoder with cached document vectors about 0.03 s. This measures :class:`hn_plugins.cascade.CascadeReranker`
 (bi-encoder over all 100, the cross-encoder's int8 copy over the bi-encoder's top ``k``) against each stage alone:
 
@@ -13,11 +13,11 @@ bi-encoder with cached document vectors about 0.03 s. This measures :class:`hn_p
 
 Writes ``benchmarks/results/cascade_<data>.json``::
 
-    python benchmarks/bench_cascade.py --cross-model models/bootstrap --data ../shared/data/cranfield \
+    python experiments/cascade/bench_cascade.py --cross-model models/bootstrap --data ../shared/data/cranfield \
         --speed-queries 16
 
 ``--cross-model`` is a trained cross-encoder folder (here: ``models/bootstrap``, the student of
-``benchmarks/results/bootstrap_cranfield_cpu``, whose README has the command); it is copied and exported to ONNX
+``experiments/cross_encoder_bootstrap/results/bootstrap_cranfield_cpu``, whose README has the command); it is copied and exported to ONNX
 in a temporary folder.
 """
 
@@ -30,12 +30,17 @@ import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_onnx_reranker import (  # benchmarks/ (this script's folder) is on sys.path
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a file: the repository root makes `experiments` and `tools` importable
+    sys.path.insert(0, str(ROOT))
+
+from experiments.onnx_int8.bench_onnx_reranker import (  # noqa: E402
     exported_copy,
     model_training,
     round_robin_times,

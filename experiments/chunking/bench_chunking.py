@@ -6,7 +6,7 @@ and :class:`hn_plugins.chunking.ChunkedReranker` with 128-word and 200-word wind
 each document scored by its best window (MaxP). Paired permutation test of each MaxP row against ``firstp`` on
 per-query MRR@10. Writes ``benchmarks/results/chunking_<datasets>.json``.
 
-    python benchmarks/bench_chunking.py --data ../shared/data --datasets python-docs-faq,cranfield
+    python experiments/chunking/bench_chunking.py --data ../shared/data --datasets python-docs-faq,cranfield
 """
 
 from __future__ import annotations

@@ -8,12 +8,12 @@ in-batch negatives (1 epoch, batch 32, lr 2e-5, 128 tokens; one run per seed) an
 ``fusion_signals.py``, BM25's top-100 of every judged test query re-scored by the untuned and by the adapted model
 (documents cut at 256 tokens), alone and fused with BM25 (z-scores, the weight chosen on the *train* queries),
 with a paired permutation test between each adapted fused row and the untuned one. A dataset with fewer than 200
-pseudo-queries (npl has no titles) is skipped. Writes ``benchmarks/results/corpus_adaptation.json``::
+pseudo-queries (npl has no titles) is skipped. Writes ``experiments/corpus_adaptation/results/corpus_adaptation.json``::
 
-    python benchmarks/corpus_adaptation.py --data ../shared/data
+    python experiments/corpus_adaptation/corpus_adaptation.py --data ../shared/data
 
 ``--negatives mined`` adapts with one mined hard negative per pseudo-query as well
-(``benchmarks/results/corpus_adaptation_mined.json``: cisi, seeds 0 and 1; python-docs-faq, seed 0).
+(``experiments/corpus_adaptation/results/corpus_adaptation_mined.json``: cisi, seeds 0 and 1; python-docs-faq, seed 0).
 """
 
 from __future__ import annotations
@@ -21,14 +21,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fusion_signals import SIGNALS, _normalized, _signals, mixture_results  # benchmarks/ is on sys.path
-from verifier_drop_rates import quiet_logging
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a file: the repository root makes `experiments` and `tools` importable
+    sys.path.insert(0, str(ROOT))
+
+from experiments.fusion_signals.fusion_signals import (  # noqa: E402
+    SIGNALS,
+    mixture_results,
+    normalized,
+    query_signals,
+)
+from tools.script_logging import quiet_logging  # noqa: E402
 
 logger = logging.getLogger("corpus_adaptation")
 
@@ -75,7 +86,7 @@ def measure(path: Path, seeds: list[int], negatives: str = "in-batch") -> dict[s
         models = {"minilm": minilm, "static": static}
         doc_vectors = {**static_vectors, "minilm": encode(minilm)}
         train_rows, test_rows = (
-            _normalized(_signals(split, bm25, doc_vectors, models), "z") for split in (train, test)
+            normalized(query_signals(split, bm25, doc_vectors, models), "z") for split in (train, test)
         )
         mixes = mixture_results(train_rows, test_rows, SIGNALS, FUSED)
         row = {"minilm_alone": mixes["alone"]["minilm"], "bm25_alone": mixes["alone"]["bm25"]}
@@ -116,7 +127,9 @@ def main() -> None:
         "--data", type=Path, required=True, help="folder of the BEIR datasets (../shared/data)"
     )
     parser.add_argument("--datasets", default="cisi,cranfield,cacm,medline,python-docs-faq,npl")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/corpus_adaptation.json"))
+    parser.add_argument(
+        "--out", type=Path, default=Path("experiments/corpus_adaptation/results/corpus_adaptation.json")
+    )
     parser.add_argument("--seeds", default="0,1", help="one adaptation run per seed")
     parser.add_argument(
         "--negatives",

@@ -4,8 +4,8 @@ The teacher scores a (query, document) pair by the cosine of the concatenated, p
 i.e. the mean of its members' cosines. This reranks BM25's top-100 of each judged test query by that score and by
 each member alone, so a bootstrapped student's ``hn eval`` can be compared with the teacher it learned from::
 
-    python benchmarks/bootstrap_teacher_on_test.py --data ../shared/data/cranfield --max-length 256 \
-        --out benchmarks/results/bootstrap_cranfield_cpu/eval_teacher_ensemble_test.json
+    python experiments/cross_encoder_bootstrap/bootstrap_teacher_on_test.py --data ../shared/data/cranfield --max-length 256 \
+        --out experiments/cross_encoder_bootstrap/results/bootstrap_cranfield_cpu/eval_teacher_ensemble_test.json
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_length": args.max_length,
         "queries": len(run),
         "rows": report.rows,
-        "command": "python benchmarks/bootstrap_teacher_on_test.py " + " ".join(sys.argv[1:]),
+        "command": "python experiments/cross_encoder_bootstrap/bootstrap_teacher_on_test.py "
+        + " ".join(sys.argv[1:]),
     }
     args.out.write_text(json.dumps(result, indent=1), encoding="utf-8")
     sys.stdout.write(json.dumps(report.rows, indent=1) + f"\n-> {args.out}\n")

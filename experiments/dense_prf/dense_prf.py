@@ -8,9 +8,9 @@ MiniLM, documents cut at 256 tokens): the fusion weight chosen on the *train* qu
 (:func:`hn_plugins.fusion.choose_fusion_weight`), then ``(k, gamma)`` chosen on the train queries by MRR@10
 (``gamma = 0`` is plain fusion; ties go to the smaller gamma, then the smaller k) and applied to the test queries,
 with a paired permutation test against plain fusion. Also the best ``(k, gamma)`` on test, an upper bound and not a
-result. No training. Writes ``benchmarks/results/dense_prf.json``::
+result. No training. Writes ``experiments/dense_prf/results/dense_prf.json``::
 
-    python benchmarks/dense_prf.py --data ../shared/data
+    python experiments/dense_prf/dense_prf.py --data ../shared/data
 """
 
 from __future__ import annotations
@@ -18,12 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from verifier_drop_rates import quiet_logging  # benchmarks/ (this script's folder) is on sys.path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a file: the repository root makes `experiments` and `tools` importable
+    sys.path.insert(0, str(ROOT))
+
+from tools.script_logging import quiet_logging  # noqa: E402
 
 logger = logging.getLogger("dense_prf")
 
@@ -131,7 +137,7 @@ def main() -> None:
     )
     parser.add_argument("--datasets", default="medline,cranfield,cisi,cacm,python-docs-faq,npl")
     parser.add_argument("--max-length", type=int, default=256, help="tokens per document")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/dense_prf.json"))
+    parser.add_argument("--out", type=Path, default=Path("experiments/dense_prf/results/dense_prf.json"))
     args = parser.parse_args()
     quiet_logging()
     results = {}

@@ -3,9 +3,9 @@
 For each dataset's train split: mine with the paper's selector and the positive-aware fallback (ensemble
 all-MiniLM-L6-v2 + static-model, PCA 95%, as ``hn benchmark`` does), build the ``default+verify`` teacher (untuned
 all-MiniLM-L6-v2 fused with BM25 at the zero-shot fusion weight chosen on the train queries), verify both results,
-and count. Writes ``benchmarks/results/verifier_drop_rates.json``::
+and count. Writes ``experiments/false_negative_verifier/results/verifier_drop_rates.json``::
 
-    python benchmarks/verifier_drop_rates.py --data ../shared/data --datasets cranfield,cisi,cacm,medline
+    python experiments/false_negative_verifier/verifier_drop_rates.py --data ../shared/data --datasets cranfield,cisi,cacm,medline
 """
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a file: the repository root makes `experiments` and `tools` importable
+    sys.path.insert(0, str(ROOT))
+
+from tools.script_logging import quiet_logging  # noqa: E402
 
 logger = logging.getLogger("verifier_drop_rates")
 
@@ -32,13 +38,6 @@ def train_split_verifier(train: Any, max_length: int) -> tuple[Any, float]:
         train, "all-MiniLM-L6-v2", "bi", fusion, max_length=max_length
     )
     return FalseNegativeVerifier(teacher, margin=0.0, context=context), fusion.weight
-
-
-def quiet_logging() -> None:
-    """INFO logging with the libraries' per-batch chatter turned down."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for name in ("sentence_transformers", "transformers", "bm25s", "hn_plugins.mining.selectors", "httpx"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def drop_rates(path: Path, max_length: int, cache_dir: Path) -> dict:

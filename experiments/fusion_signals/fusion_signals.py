@@ -7,9 +7,9 @@ signals (untuned models, documents cut at 256 tokens), the weights (steps of 0.1
 *train* queries by MRR@10 and then applied to the test queries. For BM25 + MiniLM alone it also compares the
 per-query normalisation: z-scores (what ``hn_plugins.fusion`` uses) with weight steps of 0.1 and of 0.05, min-max,
 and reciprocal ranks (``1 / (60 + rank)``, as reciprocal rank fusion). No training.
-Writes ``benchmarks/results/fusion_signals.json``::
+Writes ``experiments/fusion_signals/results/fusion_signals.json``::
 
-    python benchmarks/fusion_signals.py --data ../shared/data
+    python experiments/fusion_signals/fusion_signals.py --data ../shared/data
 """
 
 from __future__ import annotations
@@ -17,12 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from verifier_drop_rates import quiet_logging  # benchmarks/ (this script's folder) is on sys.path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a file: the repository root makes `experiments` and `tools` importable
+    sys.path.insert(0, str(ROOT))
+
+from tools.script_logging import quiet_logging  # noqa: E402
 
 logger = logging.getLogger("fusion_signals")
 
@@ -43,7 +49,7 @@ MIXES = {
 }
 
 
-def _signals(
+def query_signals(
     split: Any, bm25: Any, doc_vectors: dict, models: dict
 ) -> list[tuple[list[str], np.ndarray, set]]:
     """Per judged query: BM25's top-100 ids, the three raw score lists (one row each), the relevant ids."""
@@ -65,7 +71,7 @@ def _signals(
     return rows
 
 
-def _normalized(rows: list, method: str) -> list:
+def normalized(rows: list, method: str) -> list:
     """The rows with each signal normalised per query: ``z``, ``minmax`` or ``rrf`` (``1 / (60 + rank)``)."""
     from hn_plugins.fusion import normalize_scores
 
@@ -128,16 +134,16 @@ def measure(path: Path) -> dict[str, Any]:
         doc_vectors[name] = model.encode(
             texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
         )
-    raw_train = _signals(train, bm25, doc_vectors, models)
-    raw_test = _signals(test, bm25, doc_vectors, models)
-    train_rows, test_rows = _normalized(raw_train, "z"), _normalized(raw_test, "z")
+    raw_train = query_signals(train, bm25, doc_vectors, models)
+    raw_test = query_signals(test, bm25, doc_vectors, models)
+    train_rows, test_rows = normalized(raw_train, "z"), normalized(raw_test, "z")
     result = mixture_results(train_rows, test_rows, SIGNALS, MIXES)
     result["bm25+minilm_normalization"] = {}
     for label, (method, step) in NORMALIZATIONS.items():
         steps = round(1 / step)
         # the order of GRID (BM25's weight rising), so ties go the same way and z at 0.1 equals bm25+minilm
         candidates = [np.array([i / steps, 1 - i / steps, 0.0]) for i in range(steps + 1)]
-        norm_train, norm_test = _normalized(raw_train, method), _normalized(raw_test, method)
+        norm_train, norm_test = normalized(raw_train, method), normalized(raw_test, method)
         train_values = [_mrr(norm_train, w) for w in candidates]
         best = int(np.argmax(train_values))
         result["bm25+minilm_normalization"][label] = {
@@ -155,7 +161,9 @@ def main() -> None:
         "--data", type=Path, required=True, help="folder of the BEIR datasets (../shared/data)"
     )
     parser.add_argument("--datasets", default="medline,cranfield,cisi,cacm,python-docs-faq,npl")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fusion_signals.json"))
+    parser.add_argument(
+        "--out", type=Path, default=Path("experiments/fusion_signals/results/fusion_signals.json")
+    )
     args = parser.parse_args()
     quiet_logging()
     results = {}

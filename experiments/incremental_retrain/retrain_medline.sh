@@ -3,7 +3,7 @@
 # documents edited (only they are embedded again), then nothing changed. Lighter than the default settings
 # (hold-out selection, 2 epochs, 128 tokens) so that it runs in minutes on 2 cores.
 #
-#   bash benchmarks/retrain_medline.sh ../shared/data/medline benchmarks/results/retrain_medline
+#   bash experiments/incremental_retrain/retrain_medline.sh ../shared/data/medline experiments/incremental_retrain/results/retrain_medline
 set -euo pipefail
 DATA=${1:?BEIR medline folder}
 OUT=${2:?output folder}

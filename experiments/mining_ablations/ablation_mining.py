@@ -8,9 +8,9 @@ all-MiniLM-L6-v2 + static-model, 1 negative per pair, 100 candidates) at every P
 untuned all-MiniLM-L6-v2 fused with BM25, weight chosen on the train queries, ranks the negative at or above the
 judged positive): a proxy for false negatives on collections with unjudged relevant documents. This is what the
 training ablations (``hn benchmark --ablation-variance ... --ablation-single-model``) change, measured on every
-dataset at the cost of mining alone. Writes ``benchmarks/results/ablation_mining.json``::
+dataset at the cost of mining alone. Writes ``experiments/mining_ablations/results/ablation_mining.json``::
 
-    python benchmarks/ablation_mining.py --data ../shared/data
+    python experiments/mining_ablations/ablation_mining.py --data ../shared/data
 """
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-# benchmarks/ (this script's folder) is on sys.path
-from verifier_drop_rates import quiet_logging, train_split_verifier
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a file: the repository root makes `experiments` and `tools` importable
+    sys.path.insert(0, str(ROOT))
+
+from experiments.false_negative_verifier.verifier_drop_rates import train_split_verifier  # noqa: E402
+from tools.script_logging import quiet_logging  # noqa: E402
 
 logger = logging.getLogger("ablation_mining")
 

@@ -11,13 +11,13 @@ Writes ``benchmarks/results/onnx_int8_<data>.json``:
   ``torch``, ``onnx-int8`` and, as the ablation behind the choice, a per-tensor int8 copy (onnxruntime's default).
 
 Needs a trained cross-encoder folder (the int8 copy's quality only means something for a trained head), e.g. the
-student of ``benchmarks/results/bootstrap_cranfield_cpu`` (its README has the command). Run on a quiet machine::
+student of ``experiments/cross_encoder_bootstrap/results/bootstrap_cranfield_cpu`` (its README has the command). Run on a quiet machine::
 
-    python benchmarks/bench_onnx_reranker.py --model /tmp/boot/model --data ../shared/data/cranfield --threads 2 \
+    python experiments/onnx_int8/bench_onnx_reranker.py --model /tmp/boot/model --data ../shared/data/cranfield --threads 2 \
         --speed-queries 16
-    python benchmarks/bench_onnx_reranker.py --model /tmp/boot/model --data ../shared/data/cranfield --threads 2 \
+    python experiments/onnx_int8/bench_onnx_reranker.py --model /tmp/boot/model --data ../shared/data/cranfield --threads 2 \
         --speed-queries 16 --max-lengths 128 --compare-attention --max-test-queries 5 \
-        --out benchmarks/results/onnx_attention_cranfield.json
+        --out experiments/onnx_int8/results/onnx_attention_cranfield.json
 
 ``--baseline-model DIR`` times a second folder (e.g. the full-depth student beside a ``hn bootstrap --num-layers 3``
 one) in the same turns, with PyTorch and int8.

@@ -6,8 +6,8 @@ fine-tuned reranker folder (``--model``, alone and fused with BM25 as the adapte
 :func:`hn_evaluation.rag.evaluate_rag` (context recall/precision by id; answer token F1 and ROUGE-L against the
 query's judged positive, which on python-docs-faq is the FAQ's own answer). Writes one JSON::
 
-    python benchmarks/rag_quality.py --data ../shared/data/python-docs-faq --model runs/faq-default \\
-        --generators extractive,smollm2 --llm-queries 50 --out benchmarks/results/rag_python-docs-faq.json
+    python experiments/rag_by_strategy/rag_quality.py --data ../shared/data/python-docs-faq --model runs/faq-default \\
+        --generators extractive,smollm2 --llm-queries 50 --out experiments/rag_by_strategy/results/rag_python-docs-faq.json
 
 ``--llm-queries`` limits the language-model generators to a seeded sample of the queries (SmolLM2-135M takes a
 few seconds per answer on 2 cores); the extractive generator answers every query.

@@ -4,10 +4,10 @@ On python-docs-faq the bar asks `default` for MRR@10 >= 1.1 x zero-shot MiniLM (
 be distilled into the MiniLM reranker as far as it ranks itself, so this measures the largest packaged bi-encoder,
 all-mpnet-base-v2 (110 M parameters, 5x MiniLM), untuned: BM25's top-100 of every judged test query re-scored by
 each model alone and by z-score mixtures with BM25 (weights in steps of 0.1 chosen on the *train* queries, as
-``benchmarks/fusion_signals.py`` does; documents cut at 256 tokens). No training. Writes
-``benchmarks/results/stronger_model_ceiling.json``::
+``experiments/fusion_signals/fusion_signals.py`` does; documents cut at 256 tokens). No training. Writes
+``experiments/stronger_teacher_ceiling/results/stronger_model_ceiling.json``::
 
-    python benchmarks/stronger_model_ceiling.py --data ../shared/data --datasets python-docs-faq
+    python experiments/stronger_teacher_ceiling/stronger_model_ceiling.py --data ../shared/data --datasets python-docs-faq
 
 Encoding python-docs-faq's 2,544 documents with all-mpnet-base-v2 takes about 23 minutes on 2 cores;
 ``--cache-dir DIR`` keeps each model's document vectors (``DIR/<dataset>_<model>.npy``) for a re-run.
@@ -18,21 +18,27 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fusion_signals import (  # benchmarks/ (this script's folder) is on sys.path
-    _normalized,
-    _signals,
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a file: the repository root makes `experiments` and `tools` importable
+    sys.path.insert(0, str(ROOT))
+
+from experiments.fusion_signals.fusion_signals import (  # noqa: E402
     mixture_results,
+    normalized,
+    query_signals,
 )
-from verifier_drop_rates import quiet_logging
+from tools.script_logging import quiet_logging  # noqa: E402
 
 logger = logging.getLogger("stronger_model_ceiling")
 
-#: signal order of the score rows: BM25, then the two models (``_signals`` names them ``minilm`` and ``static``)
+#: signal order of the score rows: BM25, then the two models (``query_signals`` names them ``minilm`` and ``static``)
 SIGNALS = ("bm25", "all-MiniLM-L6-v2", "all-mpnet-base-v2")
 MIXES = {
     "bm25+minilm": lambda w: w[2] == 0,
@@ -49,7 +55,7 @@ def measure(path: Path, cache_dir: Path | None) -> dict[str, Any]:
     start = time.perf_counter()
     train, test = _load_split(path, "train"), _load_split(path, "test")
     bm25 = BM25Retriever(train)
-    # _signals reads the two model columns under these keys
+    # query_signals reads the two model columns under these keys
     models = {"minilm": SIGNALS[1], "static": SIGNALS[2]}
     loaded = {}
     texts = [train.document_text(d) for d in train.doc_ids]
@@ -70,8 +76,8 @@ def measure(path: Path, cache_dir: Path | None) -> dict[str, Any]:
         logger.info(
             "%s: %s document vectors ready after %.0f s", path.name, name, time.perf_counter() - start
         )
-    train_rows = _normalized(_signals(train, bm25, doc_vectors, loaded), "z")
-    test_rows = _normalized(_signals(test, bm25, doc_vectors, loaded), "z")
+    train_rows = normalized(query_signals(train, bm25, doc_vectors, loaded), "z")
+    test_rows = normalized(query_signals(test, bm25, doc_vectors, loaded), "z")
     result = mixture_results(train_rows, test_rows, SIGNALS, MIXES)
     result["quality_bar_1.1x_zero_shot_minilm"] = 1.1 * max(
         result["alone"]["bm25"], result["alone"][SIGNALS[1]]
@@ -89,7 +95,11 @@ def main() -> None:
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="keep document vectors here for a re-run"
     )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/stronger_model_ceiling.json"))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("experiments/stronger_teacher_ceiling/results/stronger_model_ceiling.json"),
+    )
     args = parser.parse_args()
     quiet_logging()
     results = {name: measure(args.data / name, args.cache_dir) for name in args.datasets.split(",")}

@@ -10,8 +10,8 @@ alone and fused with BM25 at the weight cross-fitting chose for the fine-tuned m
 It reads the test split for every ``alpha``, so it only says whether some ``alpha`` could help at all (an upper
 bound); a shipped ``alpha`` would have to be chosen on the train queries, as cross-fitting chooses the epochs.
 
-    python benchmarks/weight_interpolation.py --data ../shared/data --datasets cacm,python-docs-faq,cranfield --seeds 0 \
-        --out benchmarks/results/weight_interpolation.json
+    python experiments/weight_interpolation/weight_interpolation.py --data ../shared/data --datasets cacm,python-docs-faq,cranfield --seeds 0 \
+        --out experiments/weight_interpolation/results/weight_interpolation.json
 """
 
 from __future__ import annotations

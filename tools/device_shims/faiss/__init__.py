@@ -1,7 +1,7 @@
 """Exact inner-product shim of ``faiss.IndexFlatIP`` in numpy, for the GPU machine only.
 
 The device tool's machine reaches no registry and faiss-cpu's wheel is not carried, so
-``benchmarks/build_device_payload.py`` puts this module first on that machine's ``sys.path``. It implements only
+``tools/build_device_payload.py`` puts this module first on that machine's ``sys.path``. It implements only
 what the benchmark's mining path uses (exact search below the HNSW/IVF thresholds).
 """
 
