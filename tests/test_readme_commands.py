@@ -225,3 +225,20 @@ def test_results_tables_quote_the_committed_reports(page):
                     assert std == f"{values['std']:.3f}", (page, row[0], header[i], cell, values)
                 checked += 1
     assert checked >= 30, f"{page}: only {checked} results cells found"
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "README.md",
+        "CHANGELOG.md",
+        "experiments/README.md",
+        *sorted(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")),
+    ],
+)
+def test_relative_links_resolve(page):
+    """Every relative Markdown link of the user-facing pages points at a file or folder of the repository."""
+    text = (REPO / page).read_text(encoding="utf-8")
+    targets = [t for t in re.findall(r"\]\(([^)\s]+)\)", text) if not re.match(r"[a-z]+:", t)]
+    missing = [t for t in targets if not (REPO / page).parent.joinpath(t.split("#")[0]).exists()]
+    assert targets and not missing, (page, missing)
