@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
+from pathlib import Path
 
-QUIET = (
-    "httpx",
-    "sentence_transformers",
-    "transformers",
-    "bm25s",
-    "datasets",
-    "hn_plugins.mining.selectors",
-    "hn_plugins.embedders",
-)
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a file: the repository root makes `experiments` and `tools` importable
+    sys.path.insert(0, str(ROOT))
+
+from tools.script_logging import quiet_logging  # noqa: E402
 
 
 def main() -> int:
@@ -74,9 +70,7 @@ def main() -> int:
         parser.error(
             f"--ablation-variance takes comma-separated numbers in (0, 1], got {args.ablation_variance!r}"
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
-    for name in QUIET:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_logging(driver=True)
     import transformers
 
     from hn_evaluation.benchmark import run_benchmark

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -15,7 +15,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # ragas would otherwise send usage events
 
 REPO = Path(__file__).resolve().parents[2]
-BENCHMARKS = REPO / "benchmarks"
 
 
 def _data_dir() -> Path:
@@ -32,17 +31,14 @@ def _data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def benchmark_script() -> Callable[[str], ModuleType]:
-    """Import a script of ``benchmarks/`` by name, its folder on ``sys.path`` as when it runs from there (scripts
-    import their neighbours, e.g. ``summarize_device_logs``)."""
+def repo_script() -> Callable[[str], ModuleType]:
+    """Import a script of ``experiments/`` or ``tools/`` by its module path (e.g.
+    ``experiments.dense_prf.dense_prf``), the repository root on ``sys.path`` as the scripts put it there."""
 
-    def load(name: str) -> ModuleType:
-        if str(BENCHMARKS) not in sys.path:
-            sys.path.insert(0, str(BENCHMARKS))
-        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+    def load(module: str) -> ModuleType:
+        if str(REPO) not in sys.path:
+            sys.path.insert(0, str(REPO))
+        return importlib.import_module(module)
 
     return load
 

@@ -1,4 +1,4 @@
-"""benchmarks/assemble_device_report.py: rows of a report plus rows logged by an earlier run, one quality bar."""
+"""tools/assemble_device_report.py: rows of a report plus rows logged by an earlier run, one quality bar."""
 
 import json
 import statistics
@@ -8,8 +8,8 @@ import pytest
 
 
 @pytest.fixture
-def script(benchmark_script):
-    return benchmark_script("assemble_device_report")
+def script(repo_script):
+    return repo_script("tools.assemble_device_report")
 
 
 def _metrics(mrr10: float) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""benchmarks/compare_report_rows.py: one row of a report against one row of another run, query by query."""
+"""tools/compare_report_rows.py: one row of a report against one row of another run, query by query."""
 
 import numpy as np
 import pytest
@@ -7,8 +7,8 @@ from hn_evaluation.significance import paired_permutation_test
 
 
 @pytest.fixture
-def script(benchmark_script):
-    return benchmark_script("compare_report_rows")
+def script(repo_script):
+    return repo_script("tools.compare_report_rows")
 
 
 def _report(seeds: list[int], rows: dict[str, list[list[float]]]) -> dict:

@@ -1,12 +1,12 @@
-"""benchmarks/corpus_adaptation.py: per-query MRR of a fused row by hand, and the skip rule."""
+"""experiments/corpus_adaptation/corpus_adaptation.py: per-query MRR of a fused row by hand, and the skip rule."""
 
 import numpy as np
 import pytest
 
 
 @pytest.fixture
-def ca(benchmark_script):
-    return benchmark_script("corpus_adaptation")
+def ca(repo_script):
+    return repo_script("experiments.corpus_adaptation.corpus_adaptation")
 
 
 def test_per_query_mrr_follows_the_weighted_ranking(ca):

@@ -1,12 +1,12 @@
-"""benchmarks/dense_prf.py: Rocchio feedback in the embedding space and the reciprocal rank it gives, by hand."""
+"""experiments/dense_prf/dense_prf.py: Rocchio feedback in the embedding space and the reciprocal rank it gives, by hand."""
 
 import numpy as np
 import pytest
 
 
 @pytest.fixture
-def prf(benchmark_script):
-    return benchmark_script("dense_prf")
+def prf(repo_script):
+    return repo_script("experiments.dense_prf.dense_prf")
 
 
 def _query():

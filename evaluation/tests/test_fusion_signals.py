@@ -1,4 +1,4 @@
-"""benchmarks/fusion_signals.py: per-query normalisations and the MRR@10 of a weighted mixture, by hand."""
+"""experiments/fusion_signals/fusion_signals.py: per-query normalisations and the MRR@10 of a weighted mixture, by hand."""
 
 import numpy as np
 import pytest
@@ -7,8 +7,8 @@ from hn_evaluation.metrics import mrr_at_k
 
 
 @pytest.fixture
-def fs(benchmark_script):
-    return benchmark_script("fusion_signals")
+def fs(repo_script):
+    return repo_script("experiments.fusion_signals.fusion_signals")
 
 
 def _rows():
@@ -20,7 +20,7 @@ def _rows():
 
 
 def test_reciprocal_rank_normalisation_by_hand(fs):
-    (docs, scores, _), _second = fs._normalized(_rows(), "rrf")
+    (docs, scores, _), _second = fs.normalized(_rows(), "rrf")
     assert docs == ["a", "b", "c"]
     # bm25 ranks a, c, b; minilm ranks b, c, a; the constant static scores keep their order
     assert scores[0] == pytest.approx([1 / 60, 1 / 62, 1 / 61])
@@ -29,15 +29,15 @@ def test_reciprocal_rank_normalisation_by_hand(fs):
 
 
 def test_minmax_and_z_normalisation_per_signal(fs):
-    (_, minmax, _), _second = fs._normalized(_rows(), "minmax")
+    (_, minmax, _), _second = fs.normalized(_rows(), "minmax")
     assert minmax[0] == pytest.approx([1.0, 0.0, 0.5])
     assert minmax[2] == pytest.approx([0.0, 0.0, 0.0])  # constant scores carry no signal
-    (_, z, _), _second = fs._normalized(_rows(), "z")
+    (_, z, _), _second = fs.normalized(_rows(), "z")
     assert z.mean(axis=1) == pytest.approx([0.0, 0.0, 0.0])
 
 
 def test_mixture_mrr_matches_the_ranking_it_implies(fs):
-    rows = fs._normalized(_rows(), "minmax")
+    rows = fs.normalized(_rows(), "minmax")
     # BM25 alone: query 1 ranks a, c, b (b at 3); query 2 ranks f, e, d (d at 3)
     assert fs._mrr(rows, np.array([1.0, 0.0, 0.0])) == pytest.approx((1 / 3 + 1 / 3) / 2)
     # MiniLM alone: b first; d first

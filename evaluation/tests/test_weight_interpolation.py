@@ -1,12 +1,12 @@
-"""benchmarks/weight_interpolation.py: the weight-space mixture of the start and the fine-tuned model, by hand."""
+"""experiments/weight_interpolation/weight_interpolation.py: the weight-space mixture of the start and the fine-tuned model, by hand."""
 
 import pytest
 import torch
 
 
 @pytest.fixture
-def wi(benchmark_script):
-    return benchmark_script("weight_interpolation")
+def wi(repo_script):
+    return repo_script("experiments.weight_interpolation.weight_interpolation")
 
 
 def test_interpolated_weights_by_hand(wi):
