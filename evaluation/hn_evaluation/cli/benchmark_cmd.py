@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .rag_options import add_rag_arguments
 
@@ -67,6 +68,50 @@ def settings_from_args(args: argparse.Namespace) -> BenchmarkSettings:
     )
 
 
+def subset_folder(split: str) -> str:
+    """The folder of a subset report inside the benchmark's output: the split name without a ``test-`` prefix."""
+    return split.removeprefix("test-") or split
+
+
+def subset_queries(data: Path, split: str, subsets: Sequence[str]) -> dict[str, list[str]]:
+    """The judged query ids of each ``--subset-split``, read before any training.
+
+    Raises:
+        DatasetError: a subset split has no qrels file, or judges a query the test split does not have.
+    """
+    from hn_plugins.data import DatasetError, load_beir
+
+    if not subsets:
+        return {}
+    test_ids = set(load_beir(data, split=split, empty_documents="drop").qrels)
+    out: dict[str, list[str]] = {}
+    for name in subsets:
+        ids = sorted(load_beir(data, split=name, empty_documents="drop").qrels)
+        outside = [q for q in ids if q not in test_ids]
+        if outside:
+            raise DatasetError(
+                f"--subset-split {name}: {len(outside)} of its queries are not judged in --split {split} (e.g. "
+                f"{outside[:3]}); a subset split must be part of the test split."
+            )
+        out[name] = ids
+    return out
+
+
+def write_subsets(report: Mapping[str, Any], subsets: Mapping[str, Sequence[str]], out: Path) -> None:
+    """Write ``OUT/<folder>/report.json`` for each subset: the same trained rows, scored on its queries only."""
+    from ..query_subset import subset_report
+    from ..report import format_markdown_table, write_report_json
+
+    for name, ids in subsets.items():
+        folder = out / subset_folder(name)
+        subset = subset_report(report, ids, name)
+        write_report_json(subset, folder / "report.json")
+        rows = {row: {"mrr@10": values["mrr@10"]} for row, values in subset["rows"].items()}
+        sys.stdout.write(f"\n{name} ({subset['queries']} queries):\n")
+        sys.stdout.write(format_markdown_table(rows, ["mrr@10"], 3, "strategy") + "\n")
+        sys.stdout.write(f"report -> {folder / 'report.json'}\n")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``hn benchmark`` with the parsed arguments; returns the exit code."""
     from ..benchmark import run_benchmark
@@ -76,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}.")
     settings = settings_from_args(args)
     strategies = [s for s in args.strategies.split(",") if s.strip()]
+    subsets = subset_queries(args.data, args.split, args.subset_split or [])
     report = run_benchmark(args.data, strategies, args.seeds, args.out, settings=settings)
+    write_subsets(report, subsets, args.out)
     sys.stdout.write(format_markdown_table(report["rows"], report["metrics"], 3, "strategy") + "\n")
     rag = report.get("rag")
     if rag:
@@ -113,6 +160,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split",
         default="test",
         help="test split: the qrels file qrels/SPLIT.tsv of the folder, e.g. test-unseen (default: test)",
+    )
+    parser.add_argument(
+        "--subset-split",
+        action="append",
+        metavar="SPLIT",
+        help="also report the same trained rows on the test queries of qrels/SPLIT.tsv (a part of --split, e.g. "
+        "test-unseen), written to OUT/<SPLIT without 'test-'>/report.json; repeatable",
     )
     parser.add_argument(
         "--strategies",
