@@ -35,7 +35,7 @@ from pathlib import Path
 
 logger = logging.getLogger("build_device_payload")
 
-DATASETS = ("cranfield", "python-docs-faq", "cisi", "medline", "cacm", "npl")
+DATASETS = ("cranfield", "python-docs-faq", "cisi", "medline", "cacm", "npl", "scifact")
 #: Wheels for the device's Python 3.12 (versions as carried by the committed GPU runs).
 WHEELS = (
     "bm25s==0.3.16",

@@ -16,6 +16,10 @@ student and of all-MiniLM-L6-v2 zero-shot on its test split; ``BENCH_THREADS`` s
 ``strategies``, ``default_loss`` and ``default_folds`` (e.g. ``{"strategies": ["none", "zero-shot", "default"],
 "ablation_verifier": true, "default_folds": 3}``: the rows the partial runs lack, with the verifier beside;
 ``{"rag": "extractive"}`` adds the downstream RAG section);
+A dataset named ``NAME@trainN`` (e.g. ``scifact@train200``) runs NAME on a nested seeded subset of N train
+questions (``train_size``), reported as its own dataset: a learning curve is ``DATASETS=scifact@train50,...``
+followed by ``python benchmarks/learning_curve.py assemble``. ``SUBSET_SPLITS`` (comma-separated, e.g.
+``test-unseen``) also writes each merged report restricted to that split's queries (``unseen/report.json``).
 ``SETTINGS_BY_DATASET`` (JSON, dataset -> settings) replaces ``SETTINGS`` for the datasets it names
 (its ``"seeds"`` list, if any, limits which of SEEDS that dataset runs).
 
@@ -43,7 +47,7 @@ from tools.script_logging import quiet_logging  # noqa: E402
 
 START = time.time()
 OUT = Path(os.environ.get("OUT", "/tmp/out"))
-DATASETS = os.environ.get("DATASETS", "cranfield,python-docs-faq,cisi,medline,cacm,npl").split(",")
+DATASETS = os.environ.get("DATASETS", "cranfield,python-docs-faq,cisi,medline,cacm,npl,scifact").split(",")
 PILOT_DATASETS = os.environ.get("PILOT_DATASETS", "cranfield,python-docs-faq,cisi,cacm,npl").split(",")
 SEEDS = [int(s) for s in os.environ.get("SEEDS", "0,1,2").split(",")]
 SETTINGS = json.loads(os.environ.get("SETTINGS", "{}"))
@@ -73,8 +77,11 @@ def one(name: str, seed: int, tag: str = "", settings: dict | None = None) -> No
     if "default_folds" in settings:  # fewer cross-fitting folds: folds + 1 trainings per default row
         hb.DEFAULT_STRATEGY["folds"] = int(settings.pop("default_folds"))
     strategies = settings.pop("strategies", list(hb.ALL_STRATEGIES))
+    dataset, _, size = name.partition("@train")  # scifact@train200: scifact on 200 train questions (nested)
+    if size:
+        settings["train_size"] = int(size)
     hb.run_benchmark(
-        f"/tmp/payload/data/{name}",
+        f"/tmp/payload/data/{dataset}",
         strategies,
         [seed],
         f"/tmp/bench/{tag}{name}/seed{seed}",
@@ -333,6 +340,13 @@ for name in DATASETS:
         continue
     try:
         merged = merge_benchmark_reports(reports, f"/tmp/bench/merged/benchmark_{name}")
+        for split in filter(None, os.environ.get("SUBSET_SPLITS", "").split(",")):
+            from hn_evaluation.cli.benchmark_cmd import subset_queries, write_subsets
+
+            data = Path("/tmp/payload/data", name.partition("@train")[0])
+            write_subsets(
+                merged, subset_queries(data, "test", [split]), Path(f"/tmp/bench/merged/benchmark_{name}")
+            )
         for row, v in merged["rows"].items():
             print(
                 f"RESULT {name} {row} "

@@ -123,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
     strategies = [s for s in args.strategies.split(",") if s.strip()]
     subsets = subset_queries(args.data, args.split, args.subset_split or [])
     report = run_benchmark(args.data, strategies, args.seeds, args.out, settings=settings)
-    write_subsets(report, subsets, args.out)
     sys.stdout.write(format_markdown_table(report["rows"], report["metrics"], 3, "strategy") + "\n")
+    write_subsets(report, subsets, args.out)
     rag = report.get("rag")
     if rag:
         sys.stdout.write(

@@ -1,0 +1,207 @@
+"""Learning curve of the strategy benchmark: test MRR@10 of each row against the number of train questions.
+
+Two steps, so that a GPU machine can run the sizes as parallel processes (``tools/run_device_benchmark.py`` with
+``DATASETS=scifact@train50,scifact@train100,...``) and a CPU machine can run them one after another::
+
+    # 1. train on nested seeded subsets (sizes: questions; "all" = the whole train split), one report per size
+    python benchmarks/learning_curve.py run DATA OUT --sizes 50,100,200,400,all --seeds 0,1,2 \
+        --strategies none,zero-shot,paper,default
+    # 2. one table, JSON and plot from the reports (OUT/benchmark_<dataset>@train<N>/report.json and
+    #    OUT/benchmark_<dataset>/report.json for "all")
+    python benchmarks/learning_curve.py assemble OUT --dataset scifact --rows default,paper,zero-shot+fusion
+
+``assemble`` writes OUT/learning_curve.json, learning_curve.md and learning_curve.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("learning_curve")
+
+ROWS = ("default", "paper", "zero-shot+fusion", "zero-shot", "none")
+_FOLDER = re.compile(r"^benchmark_(?P<dataset>.+?)(?:@train(?P<size>\d+))?$")
+
+
+def size_reports(folder: Path, dataset: str) -> dict[int | None, Path]:
+    """``{train size: report.json}`` of one dataset under ``folder`` (``None``: the whole train split)."""
+    found: dict[int | None, Path] = {}
+    for path in sorted(folder.glob("benchmark_*/report.json")):
+        match = _FOLDER.match(path.parent.name)
+        if match and match["dataset"] == dataset:
+            found[int(match["size"]) if match["size"] else None] = path
+    if not found:
+        raise FileNotFoundError(
+            f"No benchmark_{dataset}[@train<N>]/report.json under {folder}; run `learning_curve.py run` first."
+        )
+    return found
+
+
+def train_questions(report: Mapping[str, Any]) -> int | None:
+    """The number of judged train questions of a report's whole train split (from its ``config.train``)."""
+    match = re.search(r"judged=(\d+)", str(report.get("config", {}).get("train", "")))
+    return int(match[1]) if match else None
+
+
+def curve(reports: Mapping[int | None, Mapping[str, Any]], rows: Sequence[str]) -> dict[str, Any]:
+    """MRR@10 mean ± std over seeds of each row at each train size, and the paired p-value of default vs
+    zero-shot+fusion where the report has it.
+
+    Args:
+        reports: ``{train size or None: report dict}``.
+        rows: the rows to read; a row missing from a report is left out of that size.
+
+    Returns:
+        ``{"points": [{"train_size", "seeds", "rows": {row: {"mean", "std"}}, "p_default_vs_zero_shot_fusion"}]}``
+        sorted by size, the whole split last.
+    """
+    points = []
+    for size in sorted(reports, key=lambda s: (s is None, s or 0)):
+        report = reports[size]
+        seeds = report.get("config", {}).get("seeds", [])
+        sig = report.get("significance", {}).get("default", {}).get("zero-shot+fusion", {})
+        points.append(
+            {
+                "train_size": size if size is not None else train_questions(report),
+                "whole_split": size is None,
+                "seeds": len(seeds),
+                "rows": {
+                    row: dict(report["rows"][row]["mrr@10"]) for row in rows if row in report.get("rows", {})
+                },
+                "p_default_vs_zero_shot_fusion": sig.get("p_value"),
+            }
+        )
+    return {"metric": "mrr@10", "points": points}
+
+
+def markdown(result: Mapping[str, Any], rows: Sequence[str]) -> str:
+    """The curve as a markdown table: one line per train size, one column per row."""
+    lines = [
+        "| train questions | seeds | " + " | ".join(rows) + " | p (default vs zero-shot+fusion) |",
+        "|---" * (len(rows) + 3) + "|",
+    ]
+    for point in result["points"]:
+        cells = [
+            f"{point['rows'][r]['mean']:.3f} ± {point['rows'][r]['std']:.3f}" if r in point["rows"] else "-"
+            for r in rows
+        ]
+        p = point["p_default_vs_zero_shot_fusion"]
+        size = f"{point['train_size']}{' (all)' if point['whole_split'] else ''}"
+        lines.append(
+            f"| {size} | {point['seeds']} | " + " | ".join(cells) + f" | {'-' if p is None else f'{p:.3g}'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: Mapping[str, Any], rows: Sequence[str], path: Path, title: str) -> Path:
+    """MRR@10 against train questions (log scale), one line with a ±std band per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for row in rows:
+        pts = [
+            (p["train_size"], p["rows"][row])
+            for p in result["points"]
+            if row in p["rows"] and p["train_size"]
+        ]
+        if not pts:
+            continue
+        xs = [x for x, _ in pts]
+        means = [v["mean"] for _, v in pts]
+        stds = [v["std"] for _, v in pts]
+        ax.plot(xs, means, marker="o", label=row)
+        ax.fill_between(
+            xs,
+            [m - s for m, s in zip(means, stds, strict=True)],
+            [m + s for m, s in zip(means, stds, strict=True)],
+            alpha=0.15,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("train questions")
+    ax.set_ylabel("test MRR@10")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def assemble(folder: Path, dataset: str, rows: Sequence[str]) -> dict[str, Any]:
+    """Read the reports of ``dataset`` under ``folder``; write learning_curve.{json,md,png} there."""
+    reports = {
+        size: json.loads(path.read_text(encoding="utf-8"))
+        for size, path in size_reports(folder, dataset).items()
+    }
+    result = {"dataset": dataset, **curve(reports, rows)}
+    (folder / "learning_curve.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (folder / "learning_curve.md").write_text(markdown(result, rows), encoding="utf-8")
+    plot(result, rows, folder / "learning_curve.png", f"{dataset}: test MRR@10 by train questions")
+    return result
+
+
+def run(data: Path, out: Path, sizes: Sequence[int | None], seeds: Sequence[int], strategies: Sequence[str],
+        settings: Mapping[str, Any]) -> list[Path]:  # fmt: skip
+    """Run the benchmark once per size and seed (nested subsets), merge the seeds of each size."""
+    from hn_evaluation.benchmark import BenchmarkSettings, merge_benchmark_reports, run_benchmark
+
+    written = []
+    for size in sizes:
+        name = f"benchmark_{data.name}" + (f"@train{size}" if size else "")
+        reports = []
+        for seed in seeds:
+            folder = out / "runs" / name / f"seed{seed}"
+            run_benchmark(data, list(strategies), [seed], folder,
+                          settings=BenchmarkSettings(train_size=size, **settings))  # fmt: skip
+            reports.append(folder / "report.json")
+        merge_benchmark_reports(reports, out / name)
+        written.append(out / name / "report.json")
+    return written
+
+
+def _sizes(text: str) -> list[int | None]:
+    return [None if s.strip() == "all" else int(s) for s in text.split(",") if s.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="step", required=True)
+    p_run = sub.add_parser("run", help="benchmark each train size and seed")
+    p_run.add_argument("data", type=Path)
+    p_run.add_argument("out", type=Path)
+    p_run.add_argument("--sizes", default="50,100,200,400,all")
+    p_run.add_argument("--seeds", default="0,1,2")
+    p_run.add_argument("--strategies", default="none,zero-shot,paper,default")
+    p_run.add_argument("--max-length", type=int, default=None)
+    p_run.add_argument("--epochs", type=int, default=None)
+    p_asm = sub.add_parser("assemble", help="table, JSON and plot from the reports")
+    p_asm.add_argument("out", type=Path)
+    p_asm.add_argument("--dataset", required=True)
+    p_asm.add_argument("--rows", default=",".join(ROWS[:3]))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.step == "run":
+        settings = {
+            k: v for k, v in {"max_length": args.max_length, "epochs": args.epochs}.items() if v is not None
+        }
+        run(args.data, args.out, _sizes(args.sizes), [int(s) for s in args.seeds.split(",")],
+            args.strategies.split(","), settings)  # fmt: skip
+        return 0
+    rows = [r for r in args.rows.split(",") if r.strip()]
+    result = assemble(args.out, args.dataset, rows)
+    sys.stdout.write(markdown(result, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

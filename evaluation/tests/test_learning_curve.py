@@ -1,0 +1,67 @@
+"""benchmarks/learning_curve.py on the exported demo set: one merged report per train size, then the table."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from hn_plugins.demo_data import export_demo_dataset
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "learning_curve.py"
+
+
+@pytest.fixture(scope="module")
+def benchmark_script():
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="module")
+def curve_run(tmp_path_factory, benchmark_script):
+    module = benchmark_script("learning_curve")
+    root = tmp_path_factory.mktemp("curve")
+    data = export_demo_dataset(root / "demo")
+    out = root / "out"
+    module.main(["run", str(data), str(out), "--sizes", "8,16,all", "--seeds", "0,1", "--strategies",
+                 "none,zero-shot", "--max-length", "64"])  # fmt: skip
+    return module, data, out
+
+
+def test_one_merged_report_per_size_with_both_seeds(curve_run):
+    _, data, out = curve_run
+    for name in (f"benchmark_{data.name}@train8", f"benchmark_{data.name}@train16", f"benchmark_{data.name}"):
+        report = json.loads((out / name / "report.json").read_text())
+        assert report["config"]["seeds"] == [0, 1]
+        assert {"none", "zero-shot", "zero-shot+fusion"} <= set(report["rows"])
+
+
+def test_assemble_reads_every_size_in_order(curve_run, capsys):
+    module, data, out = curve_run
+    result = module.assemble(out, data.name, ["zero-shot+fusion", "none"])
+    sizes = [p["train_size"] for p in result["points"]]
+    whole = json.loads((out / f"benchmark_{data.name}" / "report.json").read_text())
+    assert sizes[:2] == [8, 16] and sizes[2] == module.train_questions(whole) > 16
+    for point in result["points"]:
+        name = f"benchmark_{data.name}" + ("" if point["whole_split"] else f"@train{point['train_size']}")
+        report = json.loads((out / name / "report.json").read_text())
+        assert point["rows"]["none"] == report["rows"]["none"]["mrr@10"]
+        assert point["rows"]["zero-shot+fusion"] == report["rows"]["zero-shot+fusion"]["mrr@10"]
+    assert (out / "learning_curve.png").stat().st_size > 0
+    table = (out / "learning_curve.md").read_text()
+    assert table.count("\n") == 2 + len(sizes) and "(all)" in table
+    assert module.main(["assemble", str(out), "--dataset", data.name]) == 0
+    assert "zero-shot+fusion" in capsys.readouterr().out
+
+
+def test_assemble_without_reports_names_the_step(tmp_path, benchmark_script):
+    module = benchmark_script("learning_curve")
+    with pytest.raises(FileNotFoundError, match=r"learning_curve\.py run"):
+        module.assemble(tmp_path, "scifact", ["default"])
