@@ -36,8 +36,9 @@ def encode_normalized(model: Any, texts: Sequence[str], batch_size: int = 32) ->
         >>> class Letters:
         ...     def encode(self, texts):
         ...         return [[t.count("a"), t.count("b")] for t in texts]
-        >>> encode_normalized(Letters(), ["aa", "ab"]).round(3).tolist()
-        [[1.0, 0.0], [0.707, 0.707]]
+        >>> vectors = encode_normalized(Letters(), ["aa", "ab"])
+        >>> vectors.dtype, [[round(float(x), 3) for x in row] for row in vectors]
+        (dtype('float32'), [[1.0, 0.0], [0.707, 0.707]])
     """
     encode = getattr(model, "encode", None)
     if not callable(encode):
