@@ -144,3 +144,37 @@ def test_no_private_name_of_another_module_is_imported(module: str) -> None:
         if any(_private(part) for part in source.split(".")) or (name is not None and _private(name)):
             bad.append(f"line {line}: {source}{'.' + name if name else ''}")
     assert not bad, f"{module} imports private names of other modules ({bad}); make them public or move them."
+
+
+def test_moved_names_keep_their_first_import_paths() -> None:
+    import hn_plugins.onnx_backend as old_onnx
+    import hn_plugins.reranker as old_reranker
+    import hn_plugins.training.trainer as trainer
+    from hn_plugins import embedders, encoding, rerankers
+    from hn_plugins.training import fit, model_card, rows, settings
+
+    names = [
+        "RERANKER_BACKENDS",
+        "RERANKER_MARKER",
+        "REGISTRY_MARKER",
+        "ZERO_SHOT_PREFIX",
+        "BiEncoderReranker",
+        "CrossEncoderReranker",
+        "Reranker",
+        "RerankerLoadError",
+        "detect_reranker_kind",
+        "folder_fusion",
+        "fuse_with_first_stage",
+        "load_reranker",
+        "registry_moved",
+        "registry_version",
+        "zero_shot_model_name",
+    ]
+    assert [n for n in names if getattr(old_reranker, n) is not getattr(rerankers, n)] == []
+    onnx_names = ["EXPORT_MARKER", "ONNX_BACKENDS", "OnnxCrossEncoderReranker", "export_onnx"]
+    assert [n for n in onnx_names if getattr(old_onnx, n) is not getattr(rerankers, n)] == []
+    assert embedders.encode_texts is encoding.encode_texts
+    assert trainer.build_training_rows is rows.build_training_rows
+    assert trainer.seed_everything is fit.seed_everything
+    assert trainer.format_curve is model_card.format_curve
+    assert trainer.FineTuneSettings is settings.FineTuneSettings

@@ -7,7 +7,6 @@ copy against PyTorch on sample pairs, and records where it came from in ``onnx/e
 :class:`OnnxCrossEncoderReranker` then scores with onnxruntime; ``load_reranker(folder, backend="onnx-int8")``
 and both framework adapters pick it up.
 
-Measured speeds and ranking quality are in ``benchmarks/results/`` (see the README's Benchmarks section).
 sentence-transformers' own ONNX backend needs ``optimum-onnx``, which pins ``transformers<4.58``; this module needs
 only ``onnx`` and ``onnxruntime`` (``pip install "hn-plugins[onnx]"``).
 """
@@ -24,6 +23,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,7 +117,7 @@ def _set_attention(hf_model: Any, attention: str) -> str:
 
     transformers' default scaled-dot-product attention traces to ops onnxruntime runs one by one; the eager form
     (matmul, softmax, matmul) runs faster there: ``python benchmarks/bench_onnx_reranker.py --compare-attention``
-    measures both exports side by side (``benchmarks/results/onnx_attention_cranfield.json``).
+    measures both exports side by side.
     """
     if attention == "eager":
         setter = getattr(hf_model, "set_attn_implementation", None)
@@ -145,13 +145,13 @@ def export_onnx(
     The files go to ``<folder>/onnx/``: ``model.onnx``, ``model_qint8.onnx`` (dynamic quantisation of the weights
     to int8 with onnxruntime's ``quantize_dynamic``, per-channel scales, 7-bit range) and ``export.json``, which
     records the SHA-256 of the weights it was made from (a later retrain makes :class:`OnnxCrossEncoderReranker`
-    refuse the stale copy), the maximum length, the activation and the check below. A registry folder exports its current version. The new files are
-    written to a temporary folder first and replace an earlier export only once the check passed.
+    refuse the stale copy), the maximum length, the activation and the check below. A registry folder exports its
+    current version. The new files are written to a temporary folder first and replace an earlier export only once
+    the check passed.
 
     Check: the fp32 ONNX logits must equal PyTorch's within ``tolerance`` on ``check_pairs``; the int8 copy's
-    largest logit difference from fp32 on the same pairs is recorded. int8 changes scores (measured on Cranfield:
-    MRR@10 0.587 vs 0.604 for PyTorch, not significant at p = 0.27); measure it on your own data with
-    ``hn eval --backend onnx-int8`` before you ship it.
+    largest logit difference from fp32 on the same pairs is recorded. int8 changes scores: measure the ranking on
+    your own data with ``hn eval --backend onnx-int8`` before you ship it.
 
     Args:
         model: a cross-encoder folder (or registry folder).
@@ -176,9 +176,6 @@ def export_onnx(
         >>> info["files"]  # doctest: +SKIP
         {'fp32': 'onnx/model.onnx', 'int8': 'onnx/model_qint8.onnx'}
     """
-    import torch
-    from sentence_transformers import CrossEncoder
-
     try:
         import onnx  # noqa: F401
     except ImportError as exc:  # pragma: no cover - the extra is installed in CI
@@ -188,103 +185,18 @@ def export_onnx(
         raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}.")
     folder = _model_folder(model)
     start = time.perf_counter()
-    cross = CrossEncoder(str(folder), device="cpu")
-    cross.eval()
-    activation = _ACTIVATIONS.get(
-        type(cross.activation_fn).__name__ if cross.activation_fn is not None else "Identity"
-    )
-    if activation is None:
-        raise RerankerLoadError(
-            f"{folder} uses the activation {type(cross.activation_fn).__name__}, which the ONNX backend does not "
-            "reproduce; keep backend='torch' for this model."
-        )
-    hf_model = transformer_of(cross)
-    attention_used = _set_attention(hf_model, attention)
-    tokenizer = cross.tokenizer
-    sample = tokenizer(["query"], ["document"], return_tensors="pt")
-    input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
-
-    class _Logits(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            return self.inner(**dict(zip(input_names, inputs, strict=True)), return_dict=True).logits
-
-    pairs = list(check_pairs or _CHECK_PAIRS)
-    max_length = int(cross.max_length or getattr(tokenizer, "model_max_length", 512))
-    max_length = min(max_length, int(getattr(hf_model.config, "max_position_embeddings", max_length)))
-    check = tokenizer(
-        [q for q, _ in pairs],
-        [d for _, d in pairs],
-        truncation=True,
-        max_length=max_length,
-        padding=True,
-        return_tensors="pt",
-    )
-    wrapper = _Logits(hf_model).eval()
-    with torch.inference_mode():
-        reference = wrapper(*(check[n] for n in input_names)).float().numpy()
-
+    source = _ExportSource.load(folder, attention, list(check_pairs or _CHECK_PAIRS))
     work = Path(tempfile.mkdtemp(prefix=".onnx-", dir=folder))
     try:
-        fp32_path = work / _FILES["fp32"]
-        dynamic = {n: {0: "batch", 1: "sequence"} for n in input_names}
-        # the tracer's notes about constant Python values are silenced; the check below is the judge
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper,
-                tuple(sample[n] for n in input_names),
-                str(fp32_path),
-                input_names=input_names,
-                output_names=["logits"],
-                dynamic_axes={**dynamic, "logits": {0: "batch"}},
-                opset_version=opset,
-                dynamo=False,
-            )
-        feed = {n: check[n].numpy().astype(np.int64) for n in input_names}
-        fp32_logits = _ort_session(fp32_path, None).run(None, feed)[0]
-        fp32_diff = float(np.abs(fp32_logits - reference).max())
-        if not fp32_diff <= tolerance:
-            raise RuntimeError(
-                f"The ONNX export of {folder} differs from PyTorch by {fp32_diff:.2g} (> {tolerance:g}) on the "
-                "check pairs; the earlier export (if any) was kept. Keep backend='torch' for this model."
-            )
-        files = {"fp32": f"{ONNX_DIR}/{_FILES['fp32']}"}
-        check_info: dict[str, Any] = {"pairs": len(pairs), "fp32_max_abs_diff": fp32_diff}
-        if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            int8_path = work / _FILES["int8"]
-            # Per-channel scales with a 7-bit range: on Cranfield's 136 test queries this setting cost 0.013
-            # MRR@10 against PyTorch, per-tensor int8 (onnxruntime's default) 0.024
-            # (benchmarks/results/onnx_int8_cranfield.json).
-            root = logging.getLogger()  # the quantiser logs one INFO line per tensor on the root logger
-            level = root.level
-            root.setLevel(max(level, logging.WARNING))
-            try:
-                quantize_dynamic(
-                    str(fp32_path),
-                    str(int8_path),
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,
-                    reduce_range=True,
-                )
-            finally:
-                root.setLevel(level)
-            int8_logits = _ort_session(int8_path, None).run(None, feed)[0]
-            check_info["int8_max_abs_diff"] = float(np.abs(int8_logits - fp32_logits).max())
-            files["int8"] = f"{ONNX_DIR}/{_FILES['int8']}"
+        files, check_info = _write_and_check(source, work, opset=opset, tolerance=tolerance, int8=int8)
         info = {
             "source_sha256": _weights_digest(folder),
-            "input_names": input_names,
-            "max_length": max_length,
-            "activation": activation,
-            "num_labels": int(getattr(cross, "num_labels", 1)),
+            "input_names": source.input_names,
+            "max_length": source.max_length,
+            "activation": source.activation,
+            "num_labels": source.num_labels,
             "opset": opset,
-            "attention": attention_used,
+            "attention": source.attention,
             "quantization": {"weight_type": "int8", "per_channel": True, "reduce_range": True}
             if int8
             else None,
@@ -306,6 +218,143 @@ def export_onnx(
         "exported %s to ONNX (%s) in %.1fs: %s", folder, ", ".join(files), info["seconds"], check_info
     )
     return info
+
+
+@dataclass
+class _ExportSource:
+    """A cross-encoder ready to export: the logits module, its inputs, and the check pairs' PyTorch logits."""
+
+    folder: Path
+    wrapper: Any
+    input_names: list[str]
+    sample: Any
+    check: Any
+    reference: np.ndarray
+    max_length: int
+    activation: str
+    num_labels: int
+    attention: str
+    pairs: int
+
+    @classmethod
+    def load(cls, folder: Path, attention: str, pairs: list[tuple[str, str]]) -> _ExportSource:
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        cross = CrossEncoder(str(folder), device="cpu")
+        cross.eval()
+        activation = _ACTIVATIONS.get(
+            type(cross.activation_fn).__name__ if cross.activation_fn is not None else "Identity"
+        )
+        if activation is None:
+            raise RerankerLoadError(
+                f"{folder} uses the activation {type(cross.activation_fn).__name__}, which the ONNX backend does "
+                "not reproduce; keep backend='torch' for this model."
+            )
+        hf_model = transformer_of(cross)
+        attention_used = _set_attention(hf_model, attention)
+        tokenizer = cross.tokenizer
+        sample = tokenizer(["query"], ["document"], return_tensors="pt")
+        input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+
+        class _Logits(torch.nn.Module):
+            def __init__(self, inner: torch.nn.Module) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+                return self.inner(**dict(zip(input_names, inputs, strict=True)), return_dict=True).logits
+
+        max_length = int(cross.max_length or getattr(tokenizer, "model_max_length", 512))
+        max_length = min(max_length, int(getattr(hf_model.config, "max_position_embeddings", max_length)))
+        check = tokenizer(
+            [q for q, _ in pairs],
+            [d for _, d in pairs],
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        wrapper = _Logits(hf_model).eval()
+        with torch.inference_mode():
+            reference = wrapper(*(check[n] for n in input_names)).float().numpy()
+        return cls(
+            folder=folder,
+            wrapper=wrapper,
+            input_names=input_names,
+            sample=sample,
+            check=check,
+            reference=reference,
+            max_length=max_length,
+            activation=activation,
+            num_labels=int(getattr(cross, "num_labels", 1)),
+            attention=attention_used,
+            pairs=len(pairs),
+        )
+
+
+def _write_and_check(
+    source: _ExportSource, work: Path, *, opset: int, tolerance: float, int8: bool
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Export ``source`` to ``work`` (fp32, checked against PyTorch, then int8 when asked); ``(files, check)``.
+
+    Raises:
+        RuntimeError: the fp32 copy differs from PyTorch by more than ``tolerance``.
+    """
+    import torch
+
+    input_names = source.input_names
+    fp32_path = work / _FILES["fp32"]
+    dynamic = {n: {0: "batch", 1: "sequence"} for n in input_names}
+    # the tracer's notes about constant Python values are silenced; the check below is the judge
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            source.wrapper,
+            tuple(source.sample[n] for n in input_names),
+            str(fp32_path),
+            input_names=input_names,
+            output_names=["logits"],
+            dynamic_axes={**dynamic, "logits": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    feed = {n: source.check[n].numpy().astype(np.int64) for n in input_names}
+    fp32_logits = _ort_session(fp32_path, None).run(None, feed)[0]
+    fp32_diff = float(np.abs(fp32_logits - source.reference).max())
+    if not fp32_diff <= tolerance:
+        raise RuntimeError(
+            f"The ONNX export of {source.folder} differs from PyTorch by {fp32_diff:.2g} (> {tolerance:g}) on the "
+            "check pairs; the earlier export (if any) was kept. Keep backend='torch' for this model."
+        )
+    files = {"fp32": f"{ONNX_DIR}/{_FILES['fp32']}"}
+    check_info: dict[str, Any] = {"pairs": source.pairs, "fp32_max_abs_diff": fp32_diff}
+    if int8:
+        int8_path = work / _FILES["int8"]
+        _quantize_int8(fp32_path, int8_path)
+        int8_logits = _ort_session(int8_path, None).run(None, feed)[0]
+        check_info["int8_max_abs_diff"] = float(np.abs(int8_logits - fp32_logits).max())
+        files["int8"] = f"{ONNX_DIR}/{_FILES['int8']}"
+    return files, check_info
+
+
+def _quantize_int8(fp32_path: Path, int8_path: Path) -> None:
+    """Dynamic int8 quantisation of the weights: per-channel scales with a 7-bit range."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Per-channel scales with a 7-bit range: on Cranfield's 136 test queries this setting cost 0.013
+    # MRR@10 against PyTorch, per-tensor int8 (onnxruntime's default) 0.024
+    # (benchmarks/results/onnx_int8_cranfield.json).
+
+    root = logging.getLogger()  # the quantiser logs one INFO line per tensor on the root logger
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        quantize_dynamic(
+            str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True
+        )
+    finally:
+        root.setLevel(level)
 
 
 class OnnxCrossEncoderReranker(FusionMixin):
