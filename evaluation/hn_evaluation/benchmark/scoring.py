@@ -4,7 +4,6 @@ bi-encoder scorer, fusion with the first stage's scores, and the test split's ev
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -12,8 +11,9 @@ from typing import Any, Literal
 import numpy as np
 
 from hn_plugins.data import RetrievalDataset
+from hn_plugins.scoring import EmbeddedBiEncoderScorer
 
-from ..first_stage import BM25Retriever, DenseRetriever, encode_texts
+from ..first_stage import BM25Retriever, DenseRetriever
 from ..metrics import EvaluationError, judged_queries, rank_documents
 from ..rerank import RerankReport, evaluate_reranking
 from .settings import BenchmarkSettings
@@ -39,60 +39,6 @@ def benchmark_metrics(top_k: int) -> tuple[str, ...]:
     """
     recall = [f"recall@{k}" for k in dict.fromkeys((10, int(top_k)))]
     return ("mrr@3", "mrr@10", "ndcg@10", *recall)
-
-
-class EmbeddedBiEncoderScorer:
-    """A bi-encoder reranker whose document and query vectors are computed once, in large batches, up front.
-
-    ``score(query, documents)`` is then a lookup and a matrix product, so reranking a test split costs one
-    encoding pass over the distinct candidate documents instead of one per query. Texts not seen up front are
-    encoded on demand (and kept).
-
-    Args:
-        model: a ``SentenceTransformer`` (or anything with ``encode(list[str])``).
-        documents: document texts to encode now (e.g. every first-stage candidate of the test queries).
-        queries: query texts to encode now.
-        batch_size: encoding batch size.
-
-    Attributes:
-        encode_seconds: time spent encoding (up front and on demand).
-
-    Example:
-        >>> class Letters:
-        ...     def encode(self, texts):
-        ...         return [[t.count("a"), t.count("b"), 1.0] for t in texts]
-        >>> scorer = EmbeddedBiEncoderScorer(Letters(), documents=["aaaa", "bbbb"], queries=["aa"])
-        >>> int(scorer.score("aa", ["aaaa", "bbbb"]).argmax())
-        0
-    """
-
-    def __init__(
-        self, model: Any, documents: Sequence[str] = (), queries: Sequence[str] = (), batch_size: int = 32
-    ) -> None:
-        self.model, self.batch_size = model, batch_size
-        self._docs: dict[str, np.ndarray] = {}
-        self._queries: dict[str, np.ndarray] = {}
-        self.encode_seconds = 0.0
-        self._add(self._docs, documents)
-        self._add(self._queries, queries)
-
-    def _add(self, store: dict[str, np.ndarray], texts: Sequence[str]) -> None:
-        todo = [t for t in dict.fromkeys(texts) if t not in store]
-        if not todo:
-            return
-        start = time.perf_counter()
-        vectors = encode_texts(self.model, todo, self.batch_size)
-        self.encode_seconds += time.perf_counter() - start
-        store.update(zip(todo, vectors, strict=True))
-
-    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        """Cosine similarity of the query with each document."""
-        if not documents:
-            return np.zeros(0, dtype=np.float32)
-        self._add(self._docs, documents)
-        self._add(self._queries, [query])
-        matrix = np.stack([self._docs[d] for d in documents])
-        return (matrix @ self._queries[query]).astype(np.float32)
 
 
 class FusedScorer:
@@ -146,21 +92,21 @@ def first_stage_run(
 ) -> dict[str, list[tuple[str, float]]]:
     """Retrieve the top ``top_k`` documents of every judged query of ``dataset`` (excluded documents removed).
 
-    Args:
-        dataset: a split with judgments.
-        first_stage: ``bm25`` (bm25s, the settings of ``shared/data/bm25_sanity.py``) or ``dense`` (exact cosine).
-        top_k: candidates per query.
-        dense_model: model of the dense first stage (name, folder or loaded model).
+        Args:
+            dataset: a split with judgments.
+            first_stage: ``bm25`` (bm25s, the settings of ``shared/data/bm25_sanity.py``) or ``dense`` (exact cosine).
+            top_k: candidates per query.
+            dense_model: model of the dense first stage (name, folder or loaded model).
 
-    Raises:
-        EvaluationError: the split has no judgments, or an unknown first stage.
+        Raises:
+            EvaluationError: the split has no judgments, or an unknown first stage.
 
-    Example:
-        >>> from hn_plugins.data import RetrievalDataset
-        >>> ds = RetrievalDataset({"d1": ("", "cloud network"), "d2": ("", "pasta")}, {"q": "network"},
-        ...                       {"q": {"d1": 1}})
-        >>> first_stage_run(ds, "bm25", top_k=1)["q"][0][0]
-        'd1'
+        Example:
+            >>> from hn_plugins.data import RetrievalDataset
+            >>> ds = RetrievalDataset({"d1": ("", "cloud network"), "d2": ("", "pasta")}, {"q": "network"},
+            ...                       {"q": {"d1": 1}})
+            >>> first_stage_run(ds, "bm25", top_k=1)["q"][0][0]
+            'd1'
     """
     try:
         qids = [q for q in judged_queries(dataset.qrels) if q in dataset.queries]
