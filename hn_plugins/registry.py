@@ -22,11 +22,59 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hn_plugins.rerankers.folders import REGISTRY_MARKER, registry_moved, registry_version
+from hn_plugins.rerankers.base import RerankerLoadError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelRegistry", "registry_moved", "registry_version"]
+__all__ = ["REGISTRY_MARKER", "ModelRegistry", "registry_moved", "registry_version"]
+
+#: File a model registry folder holds: its index.
+REGISTRY_MARKER = "registry.json"
+
+
+def registry_version(path: str | os.PathLike[str]) -> str | None:
+    """The current version of the registry folder at ``path``; ``None`` if ``path`` is not a registry folder or no
+    version is current yet.
+
+    The adapters call it before each query to follow promotions and rollbacks (one small JSON read).
+
+    Raises:
+        RerankerLoadError: the registry's ``registry.json`` cannot be read.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> registry_version(root) is None, registry_version(ModelRegistry(root / "r").root) is None
+        (True, True)
+    """
+    marker = Path(path) / REGISTRY_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        current = json.loads(marker.read_text(encoding="utf-8")).get("current")
+    except (OSError, ValueError) as exc:
+        raise RerankerLoadError(f"Cannot read {marker}: {exc}.") from exc
+    return str(current) if current else None
+
+
+def registry_moved(path: str | os.PathLike[str], loaded_version: str | None) -> bool:
+    """Whether the registry folder at ``path``, loaded at ``loaded_version``, has another current version now
+    (a promotion or a rollback since); ``False`` when nothing was loaded from a registry (``None``). Logs the
+    change. What the adapters check before each query to reload.
+
+    Example:
+        >>> registry_moved("not-a-registry", None)
+        False
+    """
+    if loaded_version is None:
+        return False
+    current = registry_version(path)
+    if current == loaded_version:
+        return False
+    logger.info(
+        "Registry %s: current version changed from %s to %s; reloading.", path, loaded_version, current
+    )
+    return True
 
 
 class ModelRegistry:

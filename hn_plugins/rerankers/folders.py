@@ -1,5 +1,8 @@
 """Reading reranker folders without loading a model: the trainer's marker, a model registry's current version, the
 stored fusion weight, and whether a folder holds a cross-encoder or a bi-encoder.
+
+The registry's own names (``REGISTRY_MARKER``, ``registry_version``, ``registry_moved``) live in
+:mod:`hn_plugins.registry` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hn_plugins.fusion import ScoreFusion
+from hn_plugins.registry import REGISTRY_MARKER, registry_moved, registry_version
 from hn_plugins.rerankers.base import RERANKER_MARKER, RerankerLoadError
 
 logger = logging.getLogger(__name__)
@@ -26,9 +30,6 @@ __all__ = [
     "registry_version",
 ]
 
-#: File a model registry folder holds (see :mod:`hn_plugins.registry`).
-REGISTRY_MARKER = "registry.json"
-
 
 def read_json(path: Path) -> dict[str, Any]:
     """The JSON object in ``path`` (a marker, a registry file, a model config).
@@ -40,49 +41,6 @@ def read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RerankerLoadError(f"Cannot read {path}: {exc}.") from exc
-
-
-def registry_version(path: str | os.PathLike[str]) -> str | None:
-    """The current version of the registry folder at ``path``; ``None`` if ``path`` is not a registry folder or no
-    version is current yet.
-
-    The adapters call it before each query to follow promotions and rollbacks (one small JSON read).
-
-    Raises:
-        RerankerLoadError: the registry's ``registry.json`` cannot be read.
-
-    Example:
-        >>> import tempfile
-        >>> from hn_plugins.registry import ModelRegistry
-        >>> root = Path(tempfile.mkdtemp())
-        >>> registry_version(root) is None, registry_version(ModelRegistry(root / "r").root) is None
-        (True, True)
-    """
-    marker = Path(path) / REGISTRY_MARKER
-    if not marker.is_file():
-        return None
-    current = read_json(marker).get("current")
-    return str(current) if current else None
-
-
-def registry_moved(path: str | os.PathLike[str], loaded_version: str | None) -> bool:
-    """Whether the registry folder at ``path``, loaded at ``loaded_version``, has another current version now
-    (a promotion or a rollback since); ``False`` when nothing was loaded from a registry (``None``). Logs the
-    change. What the adapters check before each query to reload.
-
-    Example:
-        >>> registry_moved("not-a-registry", None)
-        False
-    """
-    if loaded_version is None:
-        return False
-    current = registry_version(path)
-    if current == loaded_version:
-        return False
-    logger.info(
-        "Registry %s: current version changed from %s to %s; reloading.", path, loaded_version, current
-    )
-    return True
 
 
 def registry_current(folder: Path) -> Path:
