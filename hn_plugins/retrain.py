@@ -221,6 +221,8 @@ class RetrainingJob:
             raise ValueError(f"top_k must be >= 1, got {top_k}.")
         if not 0.0 < max_p_value <= 1.0:
             raise ValueError(f"max_p_value must be in (0, 1], got {max_p_value}.")
+        if variance is not None and not 0.0 < variance < 1.0:
+            raise ValueError(f"variance must be in (0, 1) or None (no PCA), got {variance}.")
         if isinstance(registry, ModelRegistry):
             self.registry = registry
         else:
@@ -397,7 +399,7 @@ class RetrainingJob:
         )
         reducer = (
             PCAReducer(variance=self.variance)
-            if ensemble is not None and self.variance is not None and 0.0 < self.variance < 1.0
+            if ensemble is not None and self.variance is not None
             else None
         )
         miner = HardNegativeMiner(

@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from hn_plugins.cli.validation import non_negative_int, positive_int
 from hn_plugins.models import DEFAULT_ENSEMBLE
 
 logger = logging.getLogger(__name__)
@@ -64,8 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("hn-demo"), help="output folder (default: ./hn-demo)"
     )
-    parser.add_argument("--num-negatives", type=int, default=3, help="negatives per pair (default: 3)")
-    parser.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs (default: 1)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--num-negatives", type=positive_int, default=3, help="negatives per pair (default: 3)"
+    )
+    parser.add_argument("--epochs", type=positive_int, default=1, help="fine-tuning epochs (default: 1)")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--mine-only", action="store_true", help="stop after mining")
     parser.set_defaults(func=run)

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from hn_plugins.cli.validation import positive_int
+
 if TYPE_CHECKING:
     from hn_plugins.onnx_backend import OnnxCrossEncoderReranker
 
@@ -283,10 +285,12 @@ def add_rag_arguments(parser: argparse.ArgumentParser) -> None:
         help="downstream RAG quality: answer every test query from each row's top contexts with GENERATOR "
         "(extractive, extractive:<bi-encoder>, smollm2, or a causal LM's name or folder) and score the answers",
     )
-    parser.add_argument("--rag-contexts", type=int, default=3, help="contexts per answer (default: 3)")
+    parser.add_argument(
+        "--rag-contexts", type=positive_int, default=3, help="contexts per answer (default: 3)"
+    )
     parser.add_argument(
         "--rag-max-queries",
-        type=int,
+        type=positive_int,
         default=None,
         help="answer a seeded sample of this many queries (default: all judged test queries)",
     )
@@ -393,14 +397,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="reranker: a folder (hn train output, registry, cross-encoder) or zero-shot:<bi-encoder name>",
     )
     parser.add_argument("--first-stage", choices=["bm25", "dense"], default="bm25", help="default: bm25")
-    parser.add_argument("--top-k", type=int, default=100, help="candidates reranked per query (default: 100)")
+    parser.add_argument(
+        "--top-k", type=positive_int, default=100, help="candidates reranked per query (default: 100)"
+    )
     parser.add_argument(
         "--dense-model",
         default="all-MiniLM-L6-v2",
         help="model of --first-stage dense (default: all-MiniLM-L6-v2)",
     )
     parser.add_argument(
-        "--max-length", type=int, default=None, help="maximum tokens per text (default: model's)"
+        "--max-length", type=positive_int, default=None, help="maximum tokens per text (default: model's)"
     )
     parser.add_argument(
         "--backend",
@@ -410,13 +416,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--window-words",
-        type=int,
+        type=positive_int,
         default=None,
         help="score long documents window by window (this many words) and keep the best window (MaxP)",
     )
     parser.add_argument(
         "--stride-words",
-        type=int,
+        type=positive_int,
         default=None,
         help="words between window starts (default: 3/4 of --window-words)",
     )
@@ -428,7 +434,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--prerank-top-k",
-        type=int,
+        type=positive_int,
         default=20,
         help="candidates --model re-orders after --prerank-model (20)",
     )
