@@ -20,6 +20,13 @@ import numpy as np
 
 from hn_plugins.fusion import ScoreFusion
 from hn_plugins.models import hub_offline_setting, load_sentence_transformer, resolve_model_path
+from hn_plugins.registry import (
+    REGISTRY_MARKER,
+    RegistryError,
+    registry_moved,
+    registry_version,
+    resolve_current_version,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +42,7 @@ __all__ = [
     "folder_fusion",
     "fuse_with_first_stage",
     "load_reranker",
+    "registry_moved",
     "registry_version",
     "zero_shot_model_name",
 ]
@@ -45,8 +53,6 @@ RERANKER_MARKER = "hn_reranker.json"
 RERANKER_BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
 #: ``load_reranker("zero-shot:<bi-encoder>")``: an untuned sentence-transformers model as a cosine reranker.
 ZERO_SHOT_PREFIX = "zero-shot:"
-#: File a model registry folder holds (see :mod:`hn_plugins.registry`).
-REGISTRY_MARKER = "registry.json"
 
 
 class RerankerLoadError(ValueError):
@@ -268,54 +274,11 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise RerankerLoadError(f"Cannot read {path}: {exc}.") from exc
 
 
-def registry_version(path: str | os.PathLike[str]) -> str | None:
-    """The current version of the registry folder at ``path``; ``None`` if ``path`` is not a registry folder or no
-    version is current yet.
-
-    The adapters call it before each query to follow promotions and rollbacks (one small JSON read).
-
-    Raises:
-        RerankerLoadError: the registry's ``registry.json`` cannot be read.
-
-    Example:
-        >>> import tempfile
-        >>> from hn_plugins.registry import ModelRegistry
-        >>> root = Path(tempfile.mkdtemp())
-        >>> registry_version(root) is None, registry_version(ModelRegistry(root / "r").root) is None
-        (True, True)
-    """
-    marker = Path(path) / REGISTRY_MARKER
-    if not marker.is_file():
-        return None
-    current = _read_json(marker).get("current")
-    return str(current) if current else None
-
-
-def registry_moved(path: str | os.PathLike[str], loaded_version: str | None) -> bool:
-    """Whether the registry folder at ``path``, loaded at ``loaded_version``, has another current version now
-    (a promotion or a rollback since); ``False`` when nothing was loaded from a registry (``None``). Logs the
-    change. What the adapters check before each query to reload.
-
-    Example:
-        >>> registry_moved("not-a-registry", None)
-        False
-    """
-    if loaded_version is None:
-        return False
-    current = registry_version(path)
-    if current == loaded_version:
-        return False
-    logger.info(
-        "Registry %s: current version changed from %s to %s; reloading.", path, loaded_version, current
-    )
-    return True
-
-
 def _registry_current(folder: Path) -> Path:
-    current = registry_version(folder)
-    if current is None:
-        raise RerankerLoadError(f"Model registry {folder} has no current version; promote one first.")
-    return folder / "versions" / current
+    try:
+        return resolve_current_version(folder)
+    except RegistryError as exc:
+        raise RerankerLoadError(str(exc)) from exc
 
 
 def _fusion_of(meta: dict[str, Any], folder: Path) -> ScoreFusion | None:

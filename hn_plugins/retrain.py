@@ -135,11 +135,12 @@ class RetrainingResult:
         embedded = ", ".join(
             f"{name}: {c['embedded']} embedded, {c['cached']} cached" for name, c in self.documents.items()
         )
-        verdict = (
-            f"promoted {self.version} (now current)"
-            if self.status == "promoted"
-            else f"registered {self.version}, kept {self.current} current"
-        )
+        if self.status == "promoted":
+            verdict = f"promoted {self.version} (now current)"
+        elif self.current is None:
+            verdict = f"registered {self.version}, not promoted; no version is current yet"
+        else:
+            verdict = f"registered {self.version}, kept {self.current} current"
         return "\n".join(
             [
                 f"documents: {embedded or 'no embedding model'}",
@@ -398,9 +399,7 @@ class RetrainingJob:
             else None
         )
         reducer = (
-            PCAReducer(variance=self.variance)
-            if ensemble is not None and self.variance is not None
-            else None
+            PCAReducer(variance=self.variance) if ensemble is not None and self.variance is not None else None
         )
         miner = HardNegativeMiner(
             ensemble, reducer, selector=selector, num_negatives=self.num_negatives, seed=self.seed

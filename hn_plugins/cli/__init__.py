@@ -15,7 +15,17 @@ from hn_plugins import __version__
 logger = logging.getLogger("hn_plugins.cli")
 
 #: Sub-command modules, in the order ``hn --help`` lists them.
-COMMAND_MODULES = ("mine", "bootstrap", "train", "export_onnx", "eval", "benchmark", "retrain", "demo")
+COMMAND_MODULES = (
+    "mine",
+    "bootstrap",
+    "train",
+    "export_onnx",
+    "eval",
+    "benchmark",
+    "retrain",
+    "registry",
+    "demo",
+)
 #: Top-level loggers whose INFO records ``hn`` shows without ``-v``; other libraries' records need WARNING.
 OWN_LOGGERS = ("hn_plugins", "hn_evaluation")
 
