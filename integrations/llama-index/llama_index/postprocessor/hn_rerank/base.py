@@ -20,7 +20,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from hn_plugins.cascade import CascadeReranker
-from hn_plugins.registry import registry_moved, registry_version
+from hn_plugins.registry import RegistryFollower
 from hn_plugins.reranker import load_reranker
 
 if TYPE_CHECKING:
@@ -113,8 +113,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
     )
     prerank_top_n: int = Field(default=20, description="Nodes of the prerank model that `model` re-scores.")
 
-    _reranker: Any = PrivateAttr()
-    _registry_version: str | None = PrivateAttr(default=None)
+    _follower: Any = PrivateAttr()
 
     def __init__(
         self,
@@ -154,10 +153,15 @@ class HardNegativeRerank(BaseNodePostprocessor):
         self._load()
 
     def _load(self) -> None:
-        """Load ``model`` (a registry folder: its current version) and the optional prerank model."""
-        self._registry_version = registry_version(self.model)
-        self._reranker = load_reranker(
-            self.model,
+        """Load ``model`` now; a registry folder is followed: its new current version is loaded once after each
+        promotion or rollback, while concurrent queries go on with the previous one (:class:`RegistryFollower`)."""
+        self._follower = RegistryFollower(self.model, self._build)
+        self._follower.get()
+
+    def _build(self, source: str) -> Any:
+        """The reranker of ``source`` (``model``, or a registry's current version folder), with the prerank model."""
+        reranker = load_reranker(
+            source,
             device=self.device,
             batch_size=self.batch_size,
             trust_remote_code=self.trust_remote_code,
@@ -170,13 +174,9 @@ class HardNegativeRerank(BaseNodePostprocessor):
                 batch_size=self.batch_size,
                 trust_remote_code=self.trust_remote_code,
             )
-            self._reranker = CascadeReranker(fast, self._reranker, top_k=self.prerank_top_n)
-        logger.info("HardNegativeRerank loaded %s (%s reranker)", self.model, self._reranker.kind)
-
-    def _follow_registry(self) -> None:
-        """With a registry folder as ``model``: load the new current version after a promotion or a rollback."""
-        if registry_moved(self.model, self._registry_version):
-            self._load()
+            reranker = CascadeReranker(fast, reranker, top_k=self.prerank_top_n)
+        logger.info("HardNegativeRerank loaded %s (%s reranker)", source, reranker.kind)
+        return reranker
 
     @classmethod
     def class_name(cls) -> str:
@@ -185,7 +185,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
     @property
     def kind(self) -> str:
         """``"cross"`` or ``"bi"``: the kind of reranker loaded; ``"cascade"`` with a ``prerank_model``."""
-        return str(self._reranker.kind)
+        return str(self._follower.loaded.kind)
 
     @classmethod
     def from_index(
@@ -263,7 +263,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
         if len(nodes) == 0:
             dispatcher.event(ReRankEndEvent(nodes=[]))
             return []
-        self._follow_registry()
+        reranker = self._follower.get()  # one complete version answers this whole query
         texts = self._node_texts(nodes)
 
         with self.callback_manager.event(
@@ -275,10 +275,10 @@ class HardNegativeRerank(BaseNodePostprocessor):
                 EventPayload.TOP_K: self.top_n,
             },
         ) as event:
-            if self.fuse_retrieval_score and hasattr(self._reranker, "rerank_scores"):
-                scores = self._reranker.rerank_scores(query_bundle.query_str, texts, [n.score for n in nodes])
+            if self.fuse_retrieval_score and hasattr(reranker, "rerank_scores"):
+                scores = reranker.rerank_scores(query_bundle.query_str, texts, [n.score for n in nodes])
             else:
-                scores = self._reranker.score(query_bundle.query_str, texts)
+                scores = reranker.score(query_bundle.query_str, texts)
             if len(scores) != len(nodes):
                 raise RuntimeError(
                     f"{self.class_name()}: the reranker returned {len(scores)} scores for {len(nodes)} nodes."
