@@ -2,8 +2,9 @@
 
 Each model fingerprint has its own folder of shards. A shard is one ``.npz`` file (``ids``, ``hashes``,
 ``vectors``; no pickles) written to a temporary name and renamed into place, so an interrupted run leaves either
-a whole shard or nothing: entries already written are never lost or corrupted. A changed document gets a new
-content hash and is embedded again; an unchanged one never is.
+a whole shard or nothing: entries already written are never lost or corrupted. The temporary name carries the
+host and process id of its writer; the next cache opened on the folder removes those whose writer is gone. A
+changed document gets a new content hash and is embedded again; an unchanged one never is.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +23,24 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 __all__ = ["EmbeddingCache", "content_hash"]
+
+
+#: A temporary shard of another host is removed only after this many seconds (its writer cannot be checked).
+FOREIGN_TEMPORARY_SECONDS = 24 * 3600
+_HOST = "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname()) or "host"
+
+
+def _writer_is_gone(host: str, pid: str, age: float) -> bool:
+    """Whether the process that named a temporary shard has ended (same host, POSIX), or it is a day old."""
+    if host != _HOST or os.name != "posix" or not pid.isdigit():
+        return age > FOREIGN_TEMPORARY_SECONDS
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def content_hash(text: str) -> str:
@@ -46,9 +67,23 @@ class EmbeddingCache:
     def __init__(self, root: str | os.PathLike[str], fingerprint: str) -> None:
         self.folder = Path(root) / fingerprint
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temporaries()
         self._index: dict[tuple[str, str], tuple[int, int]] | None = None
         self._shards: list[np.ndarray] = []
         self.dim: int | None = None
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete temporary shards (``.shard-<id>.npz.<host>-<pid>.tmp``) whose writer was killed."""
+        now = time.time()
+        for tmp in self.folder.glob(".shard-*.tmp"):
+            host, _, pid = tmp.name[: -len(".tmp")].rsplit(".", 1)[-1].rpartition("-")
+            try:
+                age = now - tmp.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if _writer_is_gone(host, pid, age):
+                logger.info("Removing %s, left by an interrupted cache write.", tmp)
+                tmp.unlink(missing_ok=True)
 
     def _load(self) -> dict[tuple[str, str], tuple[int, int]]:
         if self._index is not None:
@@ -102,7 +137,7 @@ class EmbeddingCache:
         if self.dim is not None and vectors.shape[1] != self.dim:
             raise ValueError(f"put(): dimension {vectors.shape[1]} differs from the cache's {self.dim}.")
         name = f"shard-{uuid.uuid4().hex}.npz"
-        tmp = self.folder / f".{name}.tmp"
+        tmp = self.folder / f".{name}.{_HOST}-{os.getpid()}.tmp"
         with tmp.open("wb") as handle:
             np.savez(
                 handle,

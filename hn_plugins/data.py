@@ -24,6 +24,7 @@ __all__ = [
     "join_title_text",
     "load_beir",
     "load_llamaindex_qa",
+    "read_utf8_lines",
 ]
 
 
@@ -248,26 +249,71 @@ class RetrievalDataset:
 
 
 # ---------------------------------------------------------------------- readers
+def _not_utf8(path: Path, line_no: int, line: bytes, exc: UnicodeDecodeError) -> DatasetError:
+    return DatasetError(
+        f"{path}:{line_no}: byte 0x{line[exc.start]:02x} at column {exc.start + 1} is not UTF-8 (a file saved as "
+        "Latin-1 or cp1252?); re-save the file as UTF-8."
+    )
+
+
+def read_utf8_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """The lines of a UTF-8 text file with their 1-based numbers; a byte that is not UTF-8 stops with ``file:line``.
+
+    Raises:
+        DatasetError: a line is not valid UTF-8 (the message names the file, the line, the byte and its column).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "f.txt"
+        >>> _ = path.write_bytes("café".encode() + bytes([10]) + "naïve".encode("latin-1") + bytes([10]))
+        >>> lines = read_utf8_lines(path)
+        >>> next(lines)
+        (1, 'café\\n')
+        >>> next(lines)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        hn_plugins.data.DatasetError: .../f.txt:2: byte 0xef at column 3 is not UTF-8 ...
+    """
+    path = Path(path)
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                yield line_no, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(path, line_no, raw, exc) from None
+
+
+def _read_utf8_text(path: Path) -> str:
+    """The whole file as UTF-8; a bad byte is reported as ``file:line`` like :func:`read_utf8_lines`."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line_no = data.count(b"\n", 0, exc.start) + 1
+        exc.start -= line_start
+        raise _not_utf8(path, line_no, data[line_start:], exc) from None
+
+
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     if not path.is_file():
         raise DatasetError(
             f"Missing file {path}: a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv."
         )
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(
-                    f"{path}:{line_no}: malformed JSON ({exc.msg}); fix or remove that line."
-                ) from exc
-            if not isinstance(record, dict) or "_id" not in record:
-                raise DatasetError(
-                    f"{path}:{line_no}: expected an object with an '_id' field, got {line[:80]!r}."
-                )
-            yield line_no, record
+    for line_no, line in read_utf8_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(
+                f"{path}:{line_no}: malformed JSON ({exc.msg}); fix or remove that line."
+            ) from exc
+        if not isinstance(record, dict) or "_id" not in record:
+            raise DatasetError(
+                f"{path}:{line_no}: expected an object with an '_id' field, got {line[:80]!r}."
+            )
+        yield line_no, record
 
 
 def _check_duplicate(seen: dict[str, int], key: str, path: Path, line_no: int) -> None:
@@ -279,12 +325,11 @@ def _check_duplicate(seen: dict[str, int], key: str, path: Path, line_no: int) -
 
 
 def _read_tsv_pairs(path: Path) -> Iterator[tuple[int, list[str]]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        for line_no, row in enumerate(reader, start=1):
-            if not row or (line_no == 1 and row[0].strip().lower() in {"query-id", "query_id", "qid"}):
-                continue
-            yield line_no, row
+    reader = csv.reader((line for _, line in read_utf8_lines(path)), delimiter="\t")
+    for line_no, row in enumerate(reader, start=1):
+        if not row or (line_no == 1 and row[0].strip().lower() in {"query-id", "query_id", "qid"}):
+            continue
+        yield line_no, row
 
 
 def load_beir(
@@ -413,7 +458,7 @@ def load_llamaindex_qa(path: str | Path | Mapping[str, object], name: str | None
                 f"Missing QA file {file}; pass the JSON written by EmbeddingQAFinetuneDataset.save_json."
             )
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            data = json.loads(_read_utf8_text(file))
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{file}:{exc.lineno}: malformed JSON ({exc.msg}).") from exc
         label = name or file.stem

@@ -13,6 +13,7 @@ from hn_plugins.rerankers.onnx_cross_encoder import (
     ONNX_DIR,
     OnnxCrossEncoderReranker,
     export_onnx,
+    resolve_export_file,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "ONNX_DIR",
     "OnnxCrossEncoderReranker",
     "export_onnx",
+    "resolve_export_file",
 ]

@@ -133,11 +133,12 @@ class RetrainingResult:
         embedded = ", ".join(
             f"{name}: {c['embedded']} embedded, {c['cached']} cached" for name, c in self.documents.items()
         )
-        verdict = (
-            f"promoted {self.version} (now current)"
-            if self.status == "promoted"
-            else f"registered {self.version}, kept {self.current} current"
-        )
+        if self.status == "promoted":
+            verdict = f"promoted {self.version} (now current)"
+        elif self.current is None:
+            verdict = f"registered {self.version}, not promoted; no version is current yet"
+        else:
+            verdict = f"registered {self.version}, kept {self.current} current"
         return "\n".join(
             [
                 f"documents: {embedded or 'no embedding model'}",
@@ -219,6 +220,8 @@ class RetrainingJob:
             raise ValueError(f"top_k must be >= 1, got {top_k}.")
         if not 0.0 < max_p_value <= 1.0:
             raise ValueError(f"max_p_value must be in (0, 1], got {max_p_value}.")
+        if variance is not None and not 0.0 < variance < 1.0:
+            raise ValueError(f"variance must be in (0, 1) or None (no PCA), got {variance}.")
         if isinstance(registry, ModelRegistry):
             self.registry = registry
         else:
@@ -394,9 +397,7 @@ class RetrainingJob:
             else None
         )
         reducer = (
-            PCAReducer(variance=self.variance)
-            if ensemble is not None and self.variance is not None and 0.0 < self.variance < 1.0
-            else None
+            PCAReducer(variance=self.variance) if ensemble is not None and self.variance is not None else None
         )
         miner = HardNegativeMiner(
             ensemble, reducer, selector=selector, num_negatives=self.num_negatives, seed=self.seed

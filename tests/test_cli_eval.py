@@ -231,7 +231,8 @@ def test_hn_eval_prerank_model_evaluates_the_cascade(shared_data, tmp_path):
         assert [d for d, _ in runs["reranker+fusion"][qid]] == by_bm25 + fast_order[3:], qid
         differs += by_cross != by_bm25
     assert differs  # the two head orders differ somewhere, so the rows tell the fusion apart
-    assert main([*args, "--prerank-model", fast, "--prerank-top-k", "0"]) == 2
+    with pytest.raises(SystemExit):
+        main([*args, "--prerank-model", fast, "--prerank-top-k", "0"])
 
 
 def test_hn_eval_rag_answers_from_each_rows_contexts(shared_data, tmp_path, capsys):
@@ -271,13 +272,13 @@ def test_hn_eval_rag_answers_from_each_rows_contexts(shared_data, tmp_path, caps
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--rag-contexts", "0"], "--rag-contexts must be >= 1"),
+        (["--rag-contexts", "0"], "--rag-contexts: must be an integer >= 1"),
         (["--rag-max-queries", "0"], "--rag-max-queries"),
     ],
 )
 def test_hn_eval_refuses_bad_rag_settings_before_loading(tmp_path, capsys, flags, message):
-    code = main(["eval", str(tmp_path / "missing"), "--model", "zero-shot:x", "--rag", "extractive", *flags])
-    assert code != 0
+    with pytest.raises(SystemExit):
+        main(["eval", str(tmp_path / "missing"), "--model", "zero-shot:x", "--rag", "extractive", *flags])
     err = capsys.readouterr().err
     assert message in err
     assert "does not exist" not in err

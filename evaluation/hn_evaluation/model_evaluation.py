@@ -292,9 +292,10 @@ def format_rows(report: dict[str, Any]) -> str:
     """
     metrics = report["metrics"]
     width = max(len(n) for n in report["rows"]) + 2
-    lines = [f"{'row':<{width}}" + "".join(f"{m:>11}" for m in metrics)]
+    col = {m: max(11, len(m) + 2) for m in metrics}  # a long metric name keeps a gap before it
+    lines = [f"{'row':<{width}}" + "".join(f"{m:>{col[m]}}" for m in metrics)]
     for name, values in report["rows"].items():
-        lines.append(f"{name:<{width}}" + "".join(f"{values[m]:>11.4f}" for m in metrics))
+        lines.append(f"{name:<{width}}" + "".join(f"{values[m]:>{col[m]}.4f}" for m in metrics))
     speed = report["speed"].get(report["rows_order"][min(1, len(report["rows_order"]) - 1)], {})
     if speed.get("docs_per_second"):
         lines.append(f"reranking: {speed['docs_per_second']:.1f} documents/s (encoding included)")
@@ -306,7 +307,8 @@ def format_rows(report: dict[str, Any]) -> str:
             f"{rag['reference']}"
         )
         names = rag["metrics"]
-        lines.append(f"{'row':<{width}}" + "".join(f"{m:>19}" for m in names))
+        col = {m: max(19, len(m) + 2) for m in names}
+        lines.append(f"{'row':<{width}}" + "".join(f"{m:>{col[m]}}" for m in names))
         for name, values in rag["rows"].items():
-            lines.append(f"{name:<{width}}" + "".join(f"{values[m]:>19.4f}" for m in names))
+            lines.append(f"{name:<{width}}" + "".join(f"{values[m]:>{col[m]}.4f}" for m in names))
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from hn_plugins import __version__
 logger = logging.getLogger("hn_plugins.cli")
 
 #: Built-in sub-command modules, in the order ``hn --help`` lists them.
-COMMAND_MODULES = ("mine", "bootstrap", "train", "export_onnx", "retrain")
+COMMAND_MODULES = ("mine", "bootstrap", "train", "export_onnx", "retrain", "registry")
 #: Entry-point group of the sub-commands other distributions add.
 PLUGIN_GROUP = "hn_plugins.cli"
 #: Sub-commands that hn-evaluation adds, and the distribution a user installs to get them.

@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from hn_plugins.cli.validation import non_negative_int, positive_int
 from hn_plugins.models import DEFAULT_ENSEMBLE
 
 logger = logging.getLogger(__name__)
@@ -55,11 +56,6 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             given["cache_dir"] = args.cache
         if args.check_top_k is not None:
-            if args.check_top_k < 0:
-                sys.stderr.write(
-                    f"error: --check-top-k must be >= 0 (0 skips the check), got {args.check_top_k}.\n"
-                )
-                return 2
             given["check_top_k"] = args.check_top_k or None
     else:
         bi_flags = [
@@ -195,33 +191,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument(
-        "--pairs", type=int, default=None, help="cross only: training (query, document) pairs (default: 6000)"
+        "--pairs",
+        type=positive_int,
+        default=None,
+        help="cross only: training (query, document) pairs (default: 6000)",
     )
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: cross 3 at most, bi 1)")
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="pseudo-queries per step (default: cross 8, bi 32)"
+        "--epochs", type=positive_int, default=None, help="epochs (default: cross 3 at most, bi 1)"
     )
     parser.add_argument(
-        "--max-length", type=int, default=None, help="tokens per text or pair (default: cross 256, bi 128)"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="pseudo-queries per step (default: cross 8, bi 32)",
+    )
+    parser.add_argument(
+        "--max-length",
+        type=positive_int,
+        default=None,
+        help="tokens per text or pair (default: cross 256, bi 128)",
     )
     parser.add_argument(
         "--num-layers",
-        type=int,
+        type=positive_int,
         default=None,
         help="cross only: keep the base model's first N transformer layers: a shallower, faster student",
     )
     parser.add_argument(
-        "--held-out", type=int, default=None, help="cross only: held-out pseudo-queries (default: 60)"
+        "--held-out",
+        type=positive_int,
+        default=None,
+        help="cross only: held-out pseudo-queries (default: 60)",
     )
     parser.add_argument(
         "--min-pseudo-queries",
-        type=int,
+        type=positive_int,
         default=None,
         help="bi only: fewer documents giving a pseudo-query is an error (default: 100)",
     )
     parser.add_argument(
         "--check-top-k",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="bi only: rerank BM25's top K of every judged --split query with the untuned and the adapted model "
         "(default: 100; 0 skips the check)",
@@ -233,7 +243,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="bi only: in-batch (default) or in-batch plus one hard negative per pseudo-query mined by "
         "all-MiniLM-L6-v2 + static-model (paper selector, positive-aware fallback; measured worse on CISI and python-docs-faq)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed (default: 0)")
     parser.add_argument(
         "--cache",
         type=Path,

@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from hn_plugins.cli.validation import bounded_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -44,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "model", type=Path, help="cross-encoder folder (hn train / hn bootstrap output, registry)"
     )
     parser.add_argument("--no-int8", action="store_true", help="write the fp32 copy only")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    parser.add_argument("--opset", type=bounded_int(7, 20), default=17, help="ONNX opset (default: 17)")
     parser.add_argument(
         "--attention",
         choices=["eager", "model"],

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hn_plugins.cli.validation import finite_float, non_negative_int, pca_variance, positive_int
 from hn_plugins.models import DEFAULT_ENSEMBLE
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--variance",
-        type=float,
+        type=pca_variance,
         default=0.95,
         help="PCA variance to keep; 0 or 1 disables PCA (default: 0.95)",
     )
@@ -40,9 +41,11 @@ def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
         help="negative selector (default: paper); 'default' = what `hn benchmark` ships as `default`: the paper's "
         "negatives, the positive-aware fallback (95%%) where none qualifies, plus one random negative",
     )
-    parser.add_argument("--num-negatives", type=int, default=1, help="negatives per (query, positive) pair")
     parser.add_argument(
-        "--candidates", type=int, default=100, help="initial FAISS depth per query (default: 100)"
+        "--num-negatives", type=positive_int, default=1, help="negatives per (query, positive) pair"
+    )
+    parser.add_argument(
+        "--candidates", type=positive_int, default=100, help="initial FAISS depth per query (default: 100)"
     )
     parser.add_argument(
         "--index",
@@ -59,8 +62,10 @@ def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache", type=Path, default=None, help="embedding cache folder (by id + content hash)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random step (default: 0)")
-    parser.add_argument("--batch-size", type=int, default=64, help="encoding batch size")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of every random step (default: 0)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="encoding batch size")
     parser.add_argument(
         "--query-prompts", default=None, help="comma-separated query prompts, one per model (empty for none)"
     )
@@ -72,7 +77,10 @@ def add_mining_arguments(parser: argparse.ArgumentParser) -> None:
         "a local Ray cluster unless --ray-address)",
     )
     parser.add_argument(
-        "--ray-workers", type=int, default=None, help="Ray actors per model (default: one per cluster CPU)"
+        "--ray-workers",
+        type=positive_int,
+        default=None,
+        help="Ray actors per model (default: one per cluster CPU)",
     )
     parser.add_argument(
         "--ray-address", default=None, help="Ray cluster address, e.g. ray://head:10001 (default: local)"
@@ -183,7 +191,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--verify-margin",
-        type=float,
+        type=finite_float,
         default=0.0,
         help="keep a negative only if teacher(negative) < teacher(positive) - margin (default: 0.0)",
     )

@@ -8,6 +8,15 @@ import logging
 import sys
 from pathlib import Path
 
+from hn_plugins.cli.validation import (
+    bounded_float,
+    bounded_int,
+    non_negative_int,
+    pca_variance,
+    positive_float,
+    positive_int,
+    probability,
+)
 from hn_plugins.models import DEFAULT_ENSEMBLE
 
 logger = logging.getLogger(__name__)
@@ -97,14 +106,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_MODELS,
         help=f"mining ensemble, comma-separated (default: {DEFAULT_MODELS})",
     )
-    parser.add_argument("--variance", type=float, default=0.95, help="PCA variance; 0 or 1 disables PCA")
+    parser.add_argument(
+        "--variance", type=pca_variance, default=0.95, help="PCA variance; 0 or 1 disables PCA"
+    )
     parser.add_argument(
         "--selector",
         default="default",
         choices=["default", "paper", "random", "bm25", "dense-topk", "positive-aware"],
         help="negative selector (default: default, the configuration we ship)",
     )
-    parser.add_argument("--num-negatives", type=int, default=1, help="hard negatives per pair (default: 1)")
+    parser.add_argument(
+        "--num-negatives", type=positive_int, default=1, help="hard negatives per pair (default: 1)"
+    )
     parser.add_argument(
         "--cache", type=Path, default=None, help="embedding cache (default: REGISTRY/embedding-cache)"
     )
@@ -117,22 +130,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--selection", choices=["cross-fit", "holdout"], default="cross-fit", help="default: cross-fit"
     )
-    parser.add_argument("--folds", type=int, default=5, help="folds of --selection cross-fit (default: 5)")
-    parser.add_argument("--epochs", type=int, default=4, help="maximum epochs (default: 4)")
-    parser.add_argument("--lr", type=float, default=2e-5, help="learning rate (default: 2e-5)")
-    parser.add_argument("--batch-size", type=int, default=16, help="rows per step (default: 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of mining and training (default: 0)")
-    parser.add_argument("--max-length", type=int, default=None, help="maximum tokens per text")
-    parser.add_argument("--top-k", type=int, default=100, help="BM25 candidates per query (default: 100)")
+    parser.add_argument(
+        "--folds", type=bounded_int(2), default=5, help="folds of --selection cross-fit (default: 5)"
+    )
+    parser.add_argument("--epochs", type=positive_int, default=4, help="maximum epochs (default: 4)")
+    parser.add_argument("--lr", type=positive_float, default=2e-5, help="learning rate (default: 2e-5)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="rows per step (default: 16)")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of mining and training (default: 0)"
+    )
+    parser.add_argument("--max-length", type=positive_int, default=None, help="maximum tokens per text")
+    parser.add_argument(
+        "--top-k", type=positive_int, default=100, help="BM25 candidates per query (default: 100)"
+    )
     parser.add_argument(
         "--min-improvement",
-        type=float,
+        type=bounded_float(-1.0, 1.0),
         default=0.0,
         help="promote only if MRR@10 beats the current version by more than this (default: 0.0)",
     )
     parser.add_argument(
         "--max-p-value",
-        type=float,
+        type=probability,
         default=1.0,
         help="also require a paired permutation p-value <= this to promote (default: 1.0, no test)",
     )

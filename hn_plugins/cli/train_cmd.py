@@ -8,6 +8,15 @@ import logging
 import sys
 from pathlib import Path
 
+from hn_plugins.cli.validation import (
+    bounded_int,
+    fraction_open,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+
 logger = logging.getLogger(__name__)
 
 
@@ -111,26 +120,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="training loss (default: triplet, the paper's margin loss)",
     )
     parser.add_argument(
-        "--margin", type=float, default=None, help="triplet margin (default: 1.0 for cross, 0.2 for bi)"
+        "--margin",
+        type=non_negative_float,
+        default=None,
+        help="triplet margin (default: 1.0 for cross, 0.2 for bi)",
     )
-    parser.add_argument("--num-negatives", type=int, default=None, help="negatives per record (default: all)")
-    parser.add_argument("--epochs", type=int, default=1, help="maximum epochs (default: 1)")
-    parser.add_argument("--lr", type=float, default=2e-5, help="learning rate (default: 2e-5)")
-    parser.add_argument("--batch-size", type=int, default=16, help="rows per step (default: 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    parser.add_argument("--max-length", type=int, default=None, help="maximum tokens per input")
+    parser.add_argument(
+        "--num-negatives", type=positive_int, default=None, help="negatives per record (default: all)"
+    )
+    parser.add_argument("--epochs", type=positive_int, default=1, help="maximum epochs (default: 1)")
+    parser.add_argument("--lr", type=positive_float, default=2e-5, help="learning rate (default: 2e-5)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="rows per step (default: 16)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed (default: 0)")
+    parser.add_argument("--max-length", type=positive_int, default=None, help="maximum tokens per input")
     parser.add_argument(
         "--validation-fraction",
-        type=float,
+        type=fraction_open(),
         default=0.2,
         help="share of training queries held out for validation (default: 0.2)",
     )
     parser.add_argument(
-        "--top-k", type=int, default=100, help="BM25 candidates per validation query (default: 100)"
+        "--top-k", type=positive_int, default=100, help="BM25 candidates per validation query (default: 100)"
     )
     parser.add_argument(
         "--patience",
-        type=int,
+        type=bounded_int(1, also=(-1,), meaning="never stop"),
         default=2,
         help="evaluations without improvement before stopping; -1 never stops (default: 2)",
     )
@@ -152,6 +166,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how the epochs and the fusion weight are chosen: on a hold-out of the train queries (default), or "
         "cross-fitted over --folds folds (every train query validates; folds + 1 trainings)",
     )
-    parser.add_argument("--folds", type=int, default=5, help="folds for --selection cross-fit (default: 5)")
+    parser.add_argument(
+        "--folds", type=bounded_int(2), default=5, help="folds for --selection cross-fit (default: 5)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the curve and metrics as JSON")
     parser.set_defaults(func=run)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hn_plugins.data import DatasetError, RetrievalDataset
+from hn_plugins.data import DatasetError, RetrievalDataset, read_utf8_lines
 
 logger = logging.getLogger(__name__)
 
@@ -191,18 +191,17 @@ class MiningResult:
                 f"Triplet file {source} does not exist; create it with `hn mine ... --out FILE`."
             )
         records: list[TripletRecord] = []
-        with source.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    raw = json.loads(line)
-                    records.append(TripletRecord.from_dict(raw))
-                except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise DatasetError(
-                        f"{source}:{line_no}: not a triplet record ({exc}); each line needs query_id, positive_id "
-                        "and negative_ids."
-                    ) from exc
+        for line_no, line in read_utf8_lines(source):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+                records.append(TripletRecord.from_dict(raw))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise DatasetError(
+                    f"{source}:{line_no}: not a triplet record ({exc}); each line needs query_id, positive_id "
+                    "and negative_ids."
+                ) from exc
         if not records:
             raise DatasetError(f"Triplet file {source} is empty; mine first with `hn mine`.")
         selectors = {r.selector for r in records}

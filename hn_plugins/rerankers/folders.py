@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hn_plugins.fusion import ScoreFusion
-from hn_plugins.registry import REGISTRY_MARKER, registry_moved, registry_version
+from hn_plugins.registry import (
+    REGISTRY_MARKER,
+    RegistryError,
+    registry_moved,
+    registry_version,
+    resolve_current_version,
+)
 from hn_plugins.rerankers.base import RERANKER_MARKER, RerankerLoadError
 
 logger = logging.getLogger(__name__)
@@ -47,12 +53,13 @@ def registry_current(folder: Path) -> Path:
     """The folder of the current version of the registry folder ``folder``.
 
     Raises:
-        RerankerLoadError: no version is current yet (the message says to promote one).
+        RerankerLoadError: no version is current yet, or ``current`` names a folder outside ``versions/`` or one
+            the registry does not list (the message names registry.json and the value).
     """
-    current = registry_version(folder)
-    if current is None:
-        raise RerankerLoadError(f"Model registry {folder} has no current version; promote one first.")
-    return folder / "versions" / current
+    try:
+        return resolve_current_version(folder)
+    except RegistryError as exc:
+        raise RerankerLoadError(str(exc)) from exc
 
 
 def marker_fusion(meta: dict[str, Any], folder: Path) -> ScoreFusion | None:

@@ -35,7 +35,7 @@ from hn_plugins.rerankers.folders import REGISTRY_MARKER, detect_reranker_kind, 
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EXPORT_MARKER", "ONNX_BACKENDS", "OnnxCrossEncoderReranker", "export_onnx"]
+__all__ = ["EXPORT_MARKER", "ONNX_BACKENDS", "OnnxCrossEncoderReranker", "export_onnx", "resolve_export_file"]
 
 #: Subfolder of a model folder that holds the ONNX files.
 ONNX_DIR = "onnx"
@@ -97,6 +97,41 @@ def _model_folder(model: str | os.PathLike[str]) -> Path:
             "already fast at query time: BiEncoderReranker.precompute(corpus) caches the document vectors."
         )
     return folder
+
+
+def resolve_export_file(folder: str | os.PathLike[str], info: dict[str, Any], precision: str) -> Path:
+    """The ONNX file that ``info`` (a folder's ``onnx/export.json``) lists for ``precision``, only if it is a file
+    inside ``<folder>/onnx/``.
+
+    Raises:
+        RerankerLoadError: the entry is missing or not a path, names a file outside ``<folder>/onnx/`` (``..``,
+            an absolute path, a symbolic link leading out), or the file does not exist; the message names
+            ``export.json``, the value, and the ``hn export-onnx`` command that writes a clean export.
+
+    Example:
+        >>> resolve_export_file("models/reranker", {"files": {"int8": "../../secret.onnx"}}, "int8")
+        Traceback (most recent call last):
+        ...
+        hn_plugins.rerankers.base.RerankerLoadError: models/reranker/onnx/export.json: 'files' entry 'int8' is '../../secret.onnx', outside models/reranker/onnx; it is refused. Run `hn export-onnx models/reranker` to write a clean export.
+    """
+    folder = Path(folder)
+    marker = folder / ONNX_DIR / EXPORT_MARKER
+    fix = f"Run `hn export-onnx {folder}` to write a clean export."
+    files = info.get("files")
+    value = files.get(precision) if isinstance(files, dict) else None
+    if not isinstance(value, str) or not value:
+        raise RerankerLoadError(f"{marker}: 'files' has no path for {precision!r} (got {value!r}). {fix}")
+    base = (folder / ONNX_DIR).resolve()
+    path = (folder / value).resolve()
+    if not path.is_relative_to(base) or path == base:
+        raise RerankerLoadError(
+            f"{marker}: 'files' entry {precision!r} is {value!r}, outside {folder / ONNX_DIR}; it is refused. {fix}"
+        )
+    if not path.is_file():
+        raise RerankerLoadError(
+            f"{marker}: 'files' entry {precision!r} is {value!r}, which does not exist. {fix}"
+        )
+    return path
 
 
 def _ort_session(path: Path, threads: int | None) -> Any:
@@ -417,7 +452,7 @@ class OnnxCrossEncoderReranker(FusionMixin):
         self.activation = info["activation"]
         self.input_names = list(info["input_names"])
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        self.session = _ort_session(folder / info["files"][precision], threads)
+        self.session = _ort_session(resolve_export_file(folder, info, precision), threads)
         self.documents_scored = 0
         self.seconds = 0.0
 

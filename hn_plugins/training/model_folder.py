@@ -3,10 +3,13 @@ the atomic swap that keeps a previous model folder intact until the new one is c
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "TrainingError",
+    "exchange_paths",
+    "honour_umask",
     "install_folder",
     "keep_bottom_layers",
     "load_base_model",
@@ -241,7 +246,34 @@ def save_staged(model: Any, output_dir: Path) -> Path:
         shutil.rmtree(staging)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(staging), safe_serialization=True)
+    honour_umask(staging)
     return staging
+
+
+def _process_umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:  # Linux: read without changing it
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe for that instant)
+    os.umask(mask)
+    return mask
+
+
+def honour_umask(folder: Path) -> None:
+    """Give every file under ``folder`` the mode a newly created file gets under the process umask
+    (``0o666 & ~umask``, e.g. 0644 under umask 022).
+
+    Libraries that write weights through a private temporary file leave them at 0600 whatever the umask, so a
+    serving account that may read the rest of the folder could not read ``model.safetensors``.
+    """
+    mode = 0o666 & ~_process_umask()
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
 
 
 def write_marker_and_card(
@@ -264,18 +296,66 @@ def write_marker_and_card(
     )
 
 
+def exchange_paths(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``, macOS
+    ``renamex_np(RENAME_SWAP)``); ``False`` where the system or the file system cannot, and nothing was changed.
+
+    Raises:
+        OSError: the swap failed for another reason (e.g. a path does not exist).
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if sys.platform.startswith("linux"):
+            function = libc.renameat2
+            function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            at_fdcwd, rename_exchange = -100, 2
+            result = function(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+        elif sys.platform == "darwin":
+            function = libc.renamex_np
+            function.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
+            result = function(os.fsencode(first), os.fsencode(second), 2)  # RENAME_SWAP
+        else:
+            return False
+    except (OSError, AttributeError):  # no such C function here
+        return False
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(first), None, str(second))
+
+
+def _restore_interrupted_swap(output_dir: Path) -> None:
+    """Put back a previous model folder left at ``.NAME.old-*`` by a swap interrupted between its two renames."""
+    if output_dir.exists():
+        return
+    aside = sorted(output_dir.parent.glob(f".{output_dir.name}.old-*"))
+    if aside:
+        os.replace(aside[-1], output_dir)
+        logger.warning("Restored %s from %s, left by an interrupted model swap.", output_dir, aside[-1])
+
+
 def install_folder(new_folder: Path, output_dir: Path) -> Path:
     """Move a complete model folder into ``output_dir``, replacing a previous one only once the new one is in place.
 
-    The previous folder is renamed aside, the new one renamed in, then the old one removed, so at every moment
-    either the old or the new model sits complete at its own path.
+    Where the system can swap two paths atomically (:func:`exchange_paths`: Linux, macOS), the new and the previous
+    folder trade places in one step, so at every instant ``output_dir`` holds one complete model; the previous one
+    (now at the staging path) is then removed. Elsewhere the previous folder is renamed aside and the new one
+    renamed in; a process killed between the two renames leaves the previous folder at ``.NAME.old-*``, which the
+    next call puts back before it installs.
     """
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if output_dir.exists():
-        old = output_dir.parent / f".{output_dir.name}.old-{int(time.time() * 1000)}"
-        os.replace(output_dir, old)
-    os.replace(new_folder, output_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    _restore_interrupted_swap(output_dir)
+    if output_dir.exists() and exchange_paths(new_folder, output_dir):
+        shutil.rmtree(new_folder, ignore_errors=True)  # the previous model, now at the staging path
+    else:
+        if output_dir.exists():
+            old = output_dir.parent / f".{output_dir.name}.old-{int(time.time() * 1000)}"
+            os.replace(output_dir, old)
+        os.replace(new_folder, output_dir)
+    for leftover in output_dir.parent.glob(
+        f".{output_dir.name}.old-*"
+    ):  # this swap's, or an interrupted one's
+        shutil.rmtree(leftover, ignore_errors=True)
     return output_dir

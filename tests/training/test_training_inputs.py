@@ -322,8 +322,8 @@ def test_cli_bootstrap_reports_a_bad_depth_cleanly(tmp_path, shared_data, capsys
     from hn_plugins.cli import main
 
     args = ["bootstrap", str(shared_data / "cranfield"), "--drop-empty", "--out", str(tmp_path / "m")]
-    assert main([*args, "--num-layers", "0"]) == 2
-    assert "between 1 and the model's 6 layers, got 0" in capsys.readouterr().err
+    assert main([*args, "--num-layers", "7"]) == 2
+    assert "between 1 and the model's 6 layers, got 7" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
 
 
@@ -366,8 +366,9 @@ def test_cli_bootstrap_bi_refuses_cross_only_options(tmp_path, shared_data, caps
     assert "--negatives only applies to --kind bi" in capsys.readouterr().err
     assert main(["bootstrap", data, "--kind", "bi", "--out", out, "--cache", str(tmp_path / "c")]) == 2
     assert "in-batch adaptation embeds nothing to cache: drop --cache" in capsys.readouterr().err
-    assert main(["bootstrap", data, "--kind", "bi", "--out", out, "--check-top-k", "-1"]) == 2
-    assert "--check-top-k must be >= 0 (0 skips the check)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bootstrap", data, "--kind", "bi", "--out", out, "--check-top-k", "-1"])
+    assert "argument --check-top-k: must be an integer >= 0; got -1" in capsys.readouterr().err
     assert main(["bootstrap", str(shared_data / "npl"), "--kind", "bi", "--out", out]) == 2
     assert "give a pseudo-query" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hn_plugins.cli.validation import non_negative_float, pca_variance, positive_float, positive_int
+
 from .rag_options import add_rag_arguments
 
 if TYPE_CHECKING:
@@ -173,7 +175,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_STRATEGIES,
         help=f"comma-separated rows (default: {DEFAULT_STRATEGIES})",
     )
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per strategy (default: 3)")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="seeds per strategy (default: 3)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--kind", choices=["bi", "cross"], default="bi", help="reranker kind (default: bi)")
     parser.add_argument(
@@ -184,37 +186,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_MODELS,
         help=f"mining ensemble for paper/default (default: {DEFAULT_MODELS})",
     )
-    parser.add_argument("--variance", type=float, default=0.95, help="PCA variance (default: 0.95)")
-    parser.add_argument("--num-negatives", type=int, default=1, help="mined negatives per pair (default: 1)")
-    parser.add_argument("--candidates", type=int, default=100, help="FAISS depth of dense selectors")
+    parser.add_argument("--variance", type=pca_variance, default=0.95, help="PCA variance (default: 0.95)")
+    parser.add_argument(
+        "--num-negatives", type=positive_int, default=1, help="mined negatives per pair (default: 1)"
+    )
+    parser.add_argument("--candidates", type=positive_int, default=100, help="FAISS depth of dense selectors")
     parser.add_argument(
         "--epochs",
-        type=int,
+        type=positive_int,
         default=4,
         help="maximum training epochs, early stopping on validation (default: 4)",
     )
-    parser.add_argument("--lr", type=float, default=2e-5, help="learning rate (default: 2e-5)")
-    parser.add_argument("--train-batch-size", type=int, default=16, help="training batch size (default: 16)")
-    parser.add_argument("--margin", type=float, default=None, help="triplet margin (default: the trainer's)")
+    parser.add_argument("--lr", type=positive_float, default=2e-5, help="learning rate (default: 2e-5)")
     parser.add_argument(
-        "--max-length", type=int, default=None, help="maximum tokens per text (default: model's)"
+        "--train-batch-size", type=positive_int, default=16, help="training batch size (default: 16)"
+    )
+    parser.add_argument(
+        "--margin", type=non_negative_float, default=None, help="triplet margin (default: the trainer's)"
+    )
+    parser.add_argument(
+        "--max-length", type=positive_int, default=None, help="maximum tokens per text (default: model's)"
     )
     parser.add_argument("--first-stage", choices=["bm25", "dense"], default="bm25", help="default: bm25")
     parser.add_argument(
-        "--top-k", type=int, default=100, help="test candidates reranked per query (default: 100)"
+        "--top-k", type=positive_int, default=100, help="test candidates reranked per query (default: 100)"
     )
     parser.add_argument(
         "--validation-top-k",
-        type=int,
+        type=positive_int,
         default=100,
         help="BM25 candidates per validation query (default: 100)",
     )
     parser.add_argument(
-        "--max-test-queries", type=int, default=None, help="evaluate a seeded sample of N queries"
+        "--max-test-queries", type=positive_int, default=None, help="evaluate a seeded sample of N queries"
     )
     parser.add_argument(
         "--train-size",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="train on N train questions, a seeded random subset per seed (nested: for one seed the N=50 subset "

@@ -12,6 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+from hn_plugins.cli.validation import positive_int
+
 from .rag_options import add_rag_arguments, check_rag_args
 
 logger = logging.getLogger(__name__)
@@ -88,14 +90,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="reranker: a folder (hn train output, registry, cross-encoder) or zero-shot:<bi-encoder name>",
     )
     parser.add_argument("--first-stage", choices=["bm25", "dense"], default="bm25", help="default: bm25")
-    parser.add_argument("--top-k", type=int, default=100, help="candidates reranked per query (default: 100)")
+    parser.add_argument(
+        "--top-k", type=positive_int, default=100, help="candidates reranked per query (default: 100)"
+    )
     parser.add_argument(
         "--dense-model",
         default="all-MiniLM-L6-v2",
         help="model of --first-stage dense (default: all-MiniLM-L6-v2)",
     )
     parser.add_argument(
-        "--max-length", type=int, default=None, help="maximum tokens per text (default: model's)"
+        "--max-length", type=positive_int, default=None, help="maximum tokens per text (default: model's)"
     )
     parser.add_argument(
         "--backend",
@@ -105,13 +109,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--window-words",
-        type=int,
+        type=positive_int,
         default=None,
         help="score long documents window by window (this many words) and keep the best window (MaxP)",
     )
     parser.add_argument(
         "--stride-words",
-        type=int,
+        type=positive_int,
         default=None,
         help="words between window starts (default: 3/4 of --window-words)",
     )
@@ -123,7 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--prerank-top-k",
-        type=int,
+        type=positive_int,
         default=20,
         help="candidates --model re-orders after --prerank-model (20)",
     )

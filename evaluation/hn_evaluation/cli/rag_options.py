@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hn_plugins.cli.validation import positive_int
+
 __all__ = ["add_rag_arguments", "check_rag_args"]
 
 
@@ -16,10 +18,12 @@ def add_rag_arguments(parser: argparse.ArgumentParser) -> None:
         help="downstream RAG quality: answer every test query from each row's top contexts with GENERATOR "
         "(extractive, extractive:<bi-encoder>, smollm2, or a causal LM's name or folder) and score the answers",
     )
-    parser.add_argument("--rag-contexts", type=int, default=3, help="contexts per answer (default: 3)")
+    parser.add_argument(
+        "--rag-contexts", type=positive_int, default=3, help="contexts per answer (default: 3)"
+    )
     parser.add_argument(
         "--rag-max-queries",
-        type=int,
+        type=positive_int,
         default=None,
         help="answer a seeded sample of this many queries (default: all judged test queries)",
     )

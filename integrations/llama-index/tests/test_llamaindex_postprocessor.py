@@ -4,7 +4,6 @@ model."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +149,9 @@ def test_serialises_to_its_settings_and_back(rerank: HardNegativeRerank) -> None
 
 
 def test_loads_the_current_version_of_a_model_registry(tmp_path: Path, bi_reranker_dir: Path) -> None:
-    (tmp_path / "versions").mkdir()
-    os.symlink(bi_reranker_dir, tmp_path / "versions" / "v3", target_is_directory=True)
-    (tmp_path / "registry.json").write_text(json.dumps({"current": "v3"}), encoding="utf-8")
+    from hn_plugins.registry import ModelRegistry
+
+    ModelRegistry(tmp_path).register(bi_reranker_dir, promote=True)
     rerank = HardNegativeRerank(model=tmp_path, top_n=1, device="cpu")
     assert rerank.kind == "bi"
     assert (

@@ -21,7 +21,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from llama_index.postprocessor.hn_rerank.engine import BaseHardNegativeFinetuneEngine
 
 from hn_plugins.cascade import CascadeReranker
-from hn_plugins.registry import registry_moved, registry_version
+from hn_plugins.registry import RegistryFollower
 from hn_plugins.rerankers.loading import load_reranker
 
 if TYPE_CHECKING:
@@ -114,8 +114,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
     )
     prerank_top_n: int = Field(default=20, description="Nodes of the prerank model that `model` re-scores.")
 
-    _reranker: Any = PrivateAttr()
-    _registry_version: str | None = PrivateAttr(default=None)
+    _follower: Any = PrivateAttr()
 
     def __init__(
         self,
@@ -155,10 +154,15 @@ class HardNegativeRerank(BaseNodePostprocessor):
         self._load()
 
     def _load(self) -> None:
-        """Load ``model`` (a registry folder: its current version) and the optional prerank model."""
-        self._registry_version = registry_version(self.model)
-        self._reranker = load_reranker(
-            self.model,
+        """Load ``model`` now; a registry folder is followed: its new current version is loaded once after each
+        promotion or rollback, while concurrent queries go on with the previous one (:class:`RegistryFollower`)."""
+        self._follower = RegistryFollower(self.model, self._build)
+        self._follower.get()
+
+    def _build(self, source: str) -> Any:
+        """The reranker of ``source`` (``model``, or a registry's current version folder), with the prerank model."""
+        reranker = load_reranker(
+            source,
             device=self.device,
             batch_size=self.batch_size,
             trust_remote_code=self.trust_remote_code,
@@ -171,13 +175,9 @@ class HardNegativeRerank(BaseNodePostprocessor):
                 batch_size=self.batch_size,
                 trust_remote_code=self.trust_remote_code,
             )
-            self._reranker = CascadeReranker(fast, self._reranker, top_k=self.prerank_top_n)
-        logger.info("HardNegativeRerank loaded %s (%s reranker)", self.model, self._reranker.kind)
-
-    def _follow_registry(self) -> None:
-        """With a registry folder as ``model``: load the new current version after a promotion or a rollback."""
-        if registry_moved(self.model, self._registry_version):
-            self._load()
+            reranker = CascadeReranker(fast, reranker, top_k=self.prerank_top_n)
+        logger.info("HardNegativeRerank loaded %s (%s reranker)", source, reranker.kind)
+        return reranker
 
     @classmethod
     def class_name(cls) -> str:
@@ -186,7 +186,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
     @property
     def kind(self) -> str:
         """``"cross"`` or ``"bi"``: the kind of reranker loaded; ``"cascade"`` with a ``prerank_model``."""
-        return str(self._reranker.kind)
+        return str(self._follower.loaded.kind)
 
     @classmethod
     def from_index(
@@ -268,7 +268,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
         if len(nodes) == 0:
             dispatcher.event(ReRankEndEvent(nodes=[]))
             return []
-        self._follow_registry()
+        reranker = self._follower.get()  # one complete version answers this whole query
         texts = self._node_texts(nodes)
 
         with self.callback_manager.event(
@@ -280,10 +280,10 @@ class HardNegativeRerank(BaseNodePostprocessor):
                 EventPayload.TOP_K: self.top_n,
             },
         ) as event:
-            if self.fuse_retrieval_score and hasattr(self._reranker, "rerank_scores"):
-                scores = self._reranker.rerank_scores(query_bundle.query_str, texts, [n.score for n in nodes])
+            if self.fuse_retrieval_score and hasattr(reranker, "rerank_scores"):
+                scores = reranker.rerank_scores(query_bundle.query_str, texts, [n.score for n in nodes])
             else:
-                scores = self._reranker.score(query_bundle.query_str, texts)
+                scores = reranker.score(query_bundle.query_str, texts)
             if len(scores) != len(nodes):
                 raise RuntimeError(
                     f"{self.class_name()}: the reranker returned {len(scores)} scores for {len(nodes)} nodes."

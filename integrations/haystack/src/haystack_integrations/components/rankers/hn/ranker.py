@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -16,13 +17,16 @@ from haystack_integrations.components.rankers.hn.training import train_from_docu
 
 from hn_plugins.cascade import CascadeReranker
 from hn_plugins.models import DEFAULT_ENSEMBLE
-from hn_plugins.registry import registry_moved, registry_version
+from hn_plugins.registry import RegistryFollower
 from hn_plugins.rerankers.base import Reranker, RerankerLoadError
 from hn_plugins.rerankers.loading import RERANKER_BACKENDS, load_reranker
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["HardNegativeRanker"]
+
+#: Held while a ranker warms up, so concurrent first calls load the model once.
+_WARM_UP_LOCK = threading.Lock()
 
 
 def _check_top_k(top_k: Any, where: str) -> None:
@@ -135,8 +139,7 @@ class HardNegativeRanker:
         self.fuse_retrieval_score = bool(fuse_retrieval_score)
         self.prerank_model = None if prerank_model is None else str(prerank_model)
         self.prerank_top_k = prerank_top_k
-        self._reranker: Reranker | None = None
-        self._registry_version: str | None = None
+        self._follower: RegistryFollower[Reranker] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def warm_up(self) -> None:
@@ -146,7 +149,7 @@ class HardNegativeRanker:
             RerankerLoadError: the model folder is missing, or holds something that is not a reranker (for
                 example a plain bi-encoder that was never fine-tuned as a reranker). A ``ValueError``.
         """
-        if self._reranker is not None:
+        if self._follower is not None:
             return
         resolved = ComponentDevice.resolve_device(self.device)
         if resolved.has_multiple_devices:
@@ -154,18 +157,30 @@ class HardNegativeRanker:
                 "HardNegativeRanker runs on one device; pass a single ComponentDevice, not a device map."
             )
         device = resolved.to_torch_str()
-        self._registry_version = registry_version(self.model)
-        reranker = self._load("model", self.model, device, self.backend)
+        with _WARM_UP_LOCK:
+            if self._follower is not None:
+                return
+            # a registry folder is followed: its new current version is loaded once after each promotion or
+            # rollback, while concurrent runs go on with the previous one
+            follower: RegistryFollower[Reranker] = RegistryFollower(
+                self.model, lambda source: self._build(source, device)
+            )
+            follower.get()
+            self._follower = follower
+
+    def _build(self, source: str, device: str) -> Reranker:
+        """The reranker of ``source`` (``model``, or a registry's current version folder), with the prerank model."""
+        reranker = self._load("model", source, device, self.backend)
         if self.prerank_model is not None:
             fast = self._load("prerank_model", self.prerank_model, device, "torch")
             reranker = CascadeReranker(fast, reranker, top_k=self.prerank_top_k)
-        self._reranker = reranker
         logger.info(
             "HardNegativeRanker loaded %s reranker from %s on %s",
-            getattr(self._reranker, "kind", "?"),
-            self.model,
-            resolved.to_torch_str(),
+            getattr(reranker, "kind", "?"),
+            source,
+            device,
         )
+        return reranker
 
     def _load(self, setting: str, model: str, device: str, backend: str) -> Any:
         """``load_reranker(model)``; a failure names the setting it came from."""
@@ -179,6 +194,11 @@ class HardNegativeRanker:
             )
         except RerankerLoadError as exc:
             raise RerankerLoadError(f"HardNegativeRanker could not load {setting} {model!r}: {exc}") from exc
+
+    @property
+    def _reranker(self) -> Reranker | None:
+        """The reranker being served (``None`` before :meth:`warm_up`)."""
+        return self._follower.loaded if self._follower is not None else None
 
     @property
     def kind(self) -> Literal["cross", "bi", "cascade"] | None:
@@ -259,17 +279,16 @@ class HardNegativeRanker:
                 f"(ids: {missing[:5]}). The ranker scores text only: drop such documents before ranking "
                 "(for example with a DocumentCleaner or a filter), or give them content."
             )
-        if registry_moved(self.model, self._registry_version):
-            self._reranker = None  # a promotion or a rollback since warm_up(): load the new current version
         self.warm_up()
-        assert self._reranker is not None
+        assert self._follower is not None
+        reranker = self._follower.get()  # one complete version answers this whole call
 
         unique = _deduplicate(documents)
         texts = [document_text(doc, self.meta_fields_to_embed, self.embedding_separator) for doc in unique]
-        if self.fuse_retrieval_score and hasattr(self._reranker, "rerank_scores"):
-            scores = self._reranker.rerank_scores(query, texts, [doc.score for doc in unique])
+        if self.fuse_retrieval_score and hasattr(reranker, "rerank_scores"):
+            scores = reranker.rerank_scores(query, texts, [doc.score for doc in unique])
         else:
-            scores = self._reranker.score(query, texts)
+            scores = reranker.score(query, texts)
         order = sorted(range(len(unique)), key=lambda i: -float(scores[i]))
         ranked = [dataclasses.replace(unique[i], score=float(scores[i])) for i in order]
 
