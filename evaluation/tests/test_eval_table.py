@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hn_plugins.cli.eval_cmd import format_rows
+from hn_evaluation.model_evaluation import format_rows
 
 
 def test_long_metric_names_do_not_run_together():
