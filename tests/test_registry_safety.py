@@ -109,7 +109,11 @@ def test_a_missing_index_is_refused_with_the_repair_command_and_nothing_changes(
         ModelRegistry(registry.root)
     message = str(refused.value)
     assert str(registry.root / "registry.json") in message and "is missing" in message
-    assert f"hn registry repair {registry.root}" in message and "v0001" in message
+    assert (
+        f"hn registry repair {registry.root}" in message
+        and "--current VERSION" in message
+        and "v0001" in message
+    )
     assert (
         sorted(p.name for p in registry.root.rglob("*")) == before
     )  # no empty index written over the versions
