@@ -72,9 +72,9 @@ class RegistryError(ValueError):
     the value, and the command that repairs it."""
 
 
-def _repair_hint(root: Path) -> str:
+def _repair_hint(root: Path, sentence: bool = False) -> str:
     return (
-        f"rebuild the index from the version folders with `hn registry repair {root}` (add `--current VERSION` "
+        f"{'R' if sentence else 'r'}ebuild the index from the version folders with `hn registry repair {root}` (add `--current VERSION` "
         "to choose the version to serve)"
     )
 
@@ -134,7 +134,7 @@ def _version_folder(root: Path, version: str, what: str) -> Path:
     if not _FOLDER_NAME.fullmatch(version):
         raise RegistryError(
             f"{marker}: {what} {version!r} is not a folder name inside {versions}; a registry serves only its own "
-            f"versions, so it is refused. {_repair_hint(root).capitalize()}."
+            f"versions, so it is refused. {_repair_hint(root, sentence=True)}."
         )
     folder = versions / version
     base = versions.resolve()
@@ -437,7 +437,7 @@ class ModelRegistry:
             raise RegistryError(
                 f"{self.root / REGISTRY_MARKER} is missing, but {self.root / VERSIONS_DIR} holds {len(found)} "
                 f"version folder(s) ({', '.join(found[:5])}{', ...' if len(found) > 5 else ''}); the index is not "
-                f"re-created empty over them. {_repair_hint(self.root).capitalize()}. Nothing was changed."
+                f"re-created empty over them. {_repair_hint(self.root, sentence=True)}. Nothing was changed."
             )
 
     def _recover(self) -> None:

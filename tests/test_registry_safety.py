@@ -109,7 +109,11 @@ def test_a_missing_index_is_refused_with_the_repair_command_and_nothing_changes(
         ModelRegistry(registry.root)
     message = str(refused.value)
     assert str(registry.root / "registry.json") in message and "is missing" in message
-    assert f"hn registry repair {registry.root}" in message and "v0001" in message
+    assert (
+        f"hn registry repair {registry.root}" in message
+        and "--current VERSION" in message
+        and "v0001" in message
+    )
     assert (
         sorted(p.name for p in registry.root.rglob("*")) == before
     )  # no empty index written over the versions
@@ -254,3 +258,28 @@ def test_an_onnx_export_listing_a_file_outside_its_folder_is_refused(exported_cr
     info["files"]["fp32"] = "onnx/model.onnx"
     marker.write_text(json.dumps(info))
     assert load_reranker(folder, backend="onnx").score("q", ["a", "b"]).shape == (2,)
+
+
+def test_a_follower_keeps_serving_the_loaded_version_when_a_new_one_fails_to_load(
+    registry, static_folder, caplog
+):
+    from hn_plugins.registry import RegistryFollower
+
+    follower = RegistryFollower(registry.root, load_reranker)
+    served = follower.get()
+    assert (
+        follower.version == "v0001" and follower.loads == 1 and follower.get() is served
+    )  # no reload per call
+    broken = registry.root.parent / "broken"
+    broken.mkdir()
+    (broken / RERANKER_MARKER).write_text(json.dumps({"kind": "bi"}))  # no weights: it cannot load
+    registry.register(broken, promote=True)
+    with caplog.at_level(logging.ERROR, logger="hn_plugins.registry"):
+        assert follower.get() is served and follower.get() is served
+    assert caplog.text.count("cannot load version v0002") == 1 and "still serving v0001" in caplog.text
+    registry.register(static_folder, promote=True)
+    assert follower.get() is not served and follower.version == "v0003" and follower.loads == 2
+    (registry.root / "registry.json").write_text("{")
+    with caplog.at_level(logging.ERROR, logger="hn_plugins.registry"):
+        assert follower.get() is follower.loaded  # an unreadable index: the loaded version goes on
+    assert "cannot read the registry" in caplog.text
