@@ -1,6 +1,6 @@
 """Summarise per-row results from the logs of benchmark processes stopped before they wrote report.json.
 
-``run_benchmark`` logs one line per finished row and seed (``hn_evaluation.benchmark <row> seed <n>: {...}``); a
+``run_benchmark`` logs one line per finished row and seed (``hn_evaluation.benchmark[.results] <row> seed <n>: {...}``); a
 process killed by the device's time budget leaves those lines behind. This prints a Markdown table of test MRR@10
 (mean over the seeds that finished the row, and how many did) per dataset.
 
@@ -18,7 +18,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-LINE = re.compile(r"hn_evaluation\.benchmark (\S+) seed (\d+): (\{.*?\})")
+#: a row's line as ``run_benchmark`` logs it (logger ``hn_evaluation.benchmark``, or its ``.results`` module)
+LINE = re.compile(r"hn_evaluation\.benchmark(?:\.results)? (\S+) seed (\d+): (\{.*?\})")
 NAME = re.compile(r"run\d+_(.+)-seed(\d+)\.log$")
 
 

@@ -37,11 +37,12 @@ def _report(folder: Path, rows: dict[str, list[float]]) -> None:
     (folder / "report.json").write_text(json.dumps(report), encoding="utf-8")
 
 
-def _log(folder: Path, name: str, lines: dict[str, float], seed: int) -> None:
+def _log(
+    folder: Path, name: str, lines: dict[str, float], seed: int, logger: str = "hn_evaluation.benchmark"
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     text = "".join(
-        f"2026-11-26 04:40:10,454 hn_evaluation.benchmark {row} seed {seed}: {_metrics(v)!r}\n"
-        for row, v in lines.items()
+        f"2026-11-26 04:40:10,454 {logger} {row} seed {seed}: {_metrics(v)!r}\n" for row, v in lines.items()
     )
     # a line of another seed inside the log is not this process's result
     text += f"2026-11-26 04:40:11,000 hn_evaluation.benchmark paper seed {seed + 7}: {_metrics(0.99)!r}\n"
@@ -95,3 +96,13 @@ def test_rows_from_several_log_folders_are_joined_and_must_agree(tmp_path, scrip
     with pytest.raises(SystemExit, match="st seed 1"):
         script.assemble(tmp_path / "new", [tmp_path / "run1", tmp_path / "run3"], "toy", tmp_path / "out2")
     assert not (tmp_path / "out2").exists()
+
+
+def test_rows_logged_by_the_benchmark_package_are_read_too(tmp_path, repo_script):
+    """Logs of ``hn_evaluation.benchmark`` as a module, and of its ``.results`` module once it is a package."""
+    logs = repo_script("tools.summarize_device_logs")
+    _log(tmp_path, "run1_toy-seed0.log", {"paper": 0.68}, 0)
+    _log(tmp_path, "run2_toy-seed1.log", {"paper": 0.72}, 1, logger="hn_evaluation.benchmark.results")
+    _log(tmp_path, "run2_toy-seed2.log", {"paper": 0.5}, 2, logger="hn_evaluation.benchmark.runner")
+    rows = logs.logged_rows(tmp_path)
+    assert {seed: m["mrr@10"] for seed, m in rows["toy"]["paper"].items()} == {0: 0.68, 1: 0.72}
