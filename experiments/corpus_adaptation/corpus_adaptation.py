@@ -58,7 +58,7 @@ def _per_query_mrr(rows: list, weights: dict[str, float]) -> list[float]:
 
 
 def measure(path: Path, seeds: list[int], negatives: str = "in-batch") -> dict[str, Any]:
-    from hn_evaluation.benchmark import _load_split
+    from hn_evaluation.benchmark import load_split
     from hn_evaluation.first_stage import BM25Retriever
     from hn_evaluation.significance import paired_permutation_test
     from hn_plugins.models import load_sentence_transformer
@@ -66,7 +66,7 @@ def measure(path: Path, seeds: list[int], negatives: str = "in-batch") -> dict[s
     from hn_plugins.training.corpus_adaptation import adapt_bi_encoder
 
     start = time.perf_counter()
-    train, test = _load_split(path, "train"), _load_split(path, "test")
+    train, test = load_split(path, "train"), load_split(path, "test")
     pairs = make_pseudo_queries(train.corpus)
     if len(pairs) < MIN_PSEUDO_QUERIES:
         return {"pseudo_queries": len(pairs), "skipped": f"fewer than {MIN_PSEUDO_QUERIES} pseudo-queries"}

@@ -83,14 +83,14 @@ def _per_query(rows: list, weight: float, feedback: int, gamma: float) -> np.nda
 
 
 def measure(path: Path, max_length: int) -> dict[str, Any]:
-    from hn_evaluation.benchmark import _load_split
+    from hn_evaluation.benchmark import load_split
     from hn_evaluation.first_stage import BM25Retriever
     from hn_evaluation.significance import paired_permutation_test
     from hn_plugins.fusion import choose_fusion_weight
     from hn_plugins.models import load_sentence_transformer
 
     start = time.perf_counter()
-    train, test = _load_split(path, "train"), _load_split(path, "test")
+    train, test = load_split(path, "train"), load_split(path, "test")
     bm25 = BM25Retriever(train)
     model = load_sentence_transformer("all-MiniLM-L6-v2")
     model.max_seq_length = max_length

@@ -30,10 +30,10 @@ logger = logging.getLogger("verifier_drop_rates")
 
 def train_split_verifier(train: Any, max_length: int) -> tuple[Any, float]:
     """The ``default+verify`` row's verifier for a train split (margin 0) and its teacher's BM25 fusion weight."""
-    from hn_evaluation.benchmark import _zero_shot_fusion, zero_shot_fusion_teacher
+    from hn_evaluation.benchmark import zero_shot_fusion, zero_shot_fusion_teacher
     from hn_plugins.mining.verifier import FalseNegativeVerifier
 
-    fusion = _zero_shot_fusion(train, "all-MiniLM-L6-v2", "bi", max_length, 100)
+    fusion = zero_shot_fusion(train, "all-MiniLM-L6-v2", "bi", max_length, 100)
     teacher, context = zero_shot_fusion_teacher(
         train, "all-MiniLM-L6-v2", "bi", fusion, max_length=max_length
     )
@@ -41,12 +41,12 @@ def train_split_verifier(train: Any, max_length: int) -> tuple[Any, float]:
 
 
 def drop_rates(path: Path, max_length: int, cache_dir: Path) -> dict:
-    from hn_evaluation.benchmark import DEFAULT_STRATEGY, _load_split, _Miners
+    from hn_evaluation.benchmark import DEFAULT_STRATEGY, Miners, load_split
 
     start = time.perf_counter()
-    train = _load_split(path, "train")
+    train = load_split(path, "train")
     models = ["all-MiniLM-L6-v2", "static-model"]
-    miners = _Miners(train, models, 0.95, 1, 100, cache_dir, batch_size=64)
+    miners = Miners(train, models, 0.95, 1, 100, cache_dir, batch_size=64)
     fb = DEFAULT_STRATEGY["fallback"]
     mined = {
         "paper": miners.mine("paper", models, 0.95),

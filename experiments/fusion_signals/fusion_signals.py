@@ -118,12 +118,12 @@ def mixture_results(
 
 
 def measure(path: Path) -> dict[str, Any]:
-    from hn_evaluation.benchmark import _load_split
+    from hn_evaluation.benchmark import load_split
     from hn_evaluation.first_stage import BM25Retriever
     from hn_plugins.models import load_sentence_transformer
 
     start = time.perf_counter()
-    train, test = _load_split(path, "train"), _load_split(path, "test")
+    train, test = load_split(path, "train"), load_split(path, "test")
     bm25 = BM25Retriever(train)
     minilm = load_sentence_transformer("all-MiniLM-L6-v2")
     minilm.max_seq_length = 256

@@ -44,11 +44,11 @@ def _variant_name(models: tuple[str, ...], variance: float) -> str:
 
 def ablate(path: Path, variances: list[float], max_length: int, cache_dir: Path) -> dict[str, Any]:
     """Mine one dataset's train split with every variant and compare them (see the module docstring)."""
-    from hn_evaluation.benchmark import _load_split, _Miners
+    from hn_evaluation.benchmark import Miners, load_split
 
     start = time.perf_counter()
-    train = _load_split(path, "train")
-    miners = _Miners(train, list(ENSEMBLE), 0.95, 1, 100, cache_dir, batch_size=64)
+    train = load_split(path, "train")
+    miners = Miners(train, list(ENSEMBLE), 0.95, 1, 100, cache_dir, batch_size=64)
     variants = [(ENSEMBLE, v) for v in variances] + [((m,), 0.95) for m in ENSEMBLE]
     if (ENSEMBLE, 0.95) not in variants:
         variants.insert(0, (ENSEMBLE, 0.95))

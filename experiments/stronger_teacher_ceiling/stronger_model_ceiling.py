@@ -48,12 +48,12 @@ MIXES = {
 
 
 def measure(path: Path, cache_dir: Path | None) -> dict[str, Any]:
-    from hn_evaluation.benchmark import _load_split
+    from hn_evaluation.benchmark import load_split
     from hn_evaluation.first_stage import BM25Retriever
     from hn_plugins.models import load_sentence_transformer
 
     start = time.perf_counter()
-    train, test = _load_split(path, "train"), _load_split(path, "test")
+    train, test = load_split(path, "train"), load_split(path, "test")
     bm25 = BM25Retriever(train)
     # query_signals reads the two model columns under these keys
     models = {"minilm": SIGNALS[1], "static": SIGNALS[2]}

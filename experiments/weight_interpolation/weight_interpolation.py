@@ -44,7 +44,7 @@ def run_dataset(path: Path, seed: int, max_length: int, work: Path) -> dict[str,
     from hn_evaluation.benchmark import (
         EmbeddedBiEncoderScorer,
         FusedScorer,
-        _candidate_texts,
+        candidate_texts,
         first_stage_run,
         first_stage_scores_by_text,
     )
@@ -84,7 +84,7 @@ def run_dataset(path: Path, seed: int, max_length: int, work: Path) -> dict[str,
     train_s = time.perf_counter() - start_time
     fs_run = first_stage_run(test, "bm25", top_k=100)
     fs_scores = first_stage_scores_by_text(test, fs_run)
-    candidates = _candidate_texts(test, fs_run, 100)
+    candidates = candidate_texts(test, fs_run, 100)
     queries = [test.queries[q] for q in fs_run]
     start = load_sentence_transformer("all-MiniLM-L6-v2").state_dict()
     tuned_model = load_sentence_transformer(trained.path)
