@@ -241,7 +241,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("in-batch", "mined"),
         default=None,
         help="bi only: in-batch (default) or in-batch plus one hard negative per pseudo-query mined by "
-        "all-MiniLM-L6-v2 + static-model (paper selector, positive-aware fallback; measured worse on CISI and python-docs-faq)",
+        "all-MiniLM-L6-v2 + static-model (paper selector, positive-aware fallback; see experiments/corpus_adaptation)",
     )
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed (default: 0)")
     parser.add_argument(

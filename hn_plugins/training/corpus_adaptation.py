@@ -9,8 +9,7 @@ exists. The result is a normal sentence-transformers folder marked ``kind: "bi"`
 
 Adaptation does not help every corpus, so when the dataset has judged queries the untuned and the adapted model
 are both measured on them (BM25 top-k reranked, each fused with BM25 at its best weight) and the marker records
-whether adapting helped: on the five benchmark corpora that check pointed the same way as the test split on four
-(``benchmarks/corpus_adaptation.py``).
+whether adapting helped.
 """
 
 from __future__ import annotations
@@ -63,13 +62,9 @@ def adapt_bi_encoder(
 ) -> Path:
     """Fine-tune a sentence-transformers model on the corpus' pseudo-queries (in-batch negatives) and save it.
 
-    Measured (``benchmarks/corpus_adaptation.py``, BM25 top-100 reranked): on CISI the adapted all-MiniLM-L6-v2
-    fused with BM25 beats the untuned one fused with BM25 by about 5 points of MRR@10, on python-docs-faq by 2-3
-    (not significant); on Cranfield, CACM and MEDLINE the change is within noise either way. Mined hard negatives
-    (``negatives="mined"``) made it worse on CISI (0.701 vs 0.726, two seeds each) and on python-docs-faq (0.661 vs
-    0.699, one seed; ``benchmarks/results/corpus_adaptation_mined.json``), so in-batch is the default. Since adapting does not help
-    every corpus, with judged queries in ``data`` both models are checked on them (``check_top_k``); otherwise
-    compare them on your own judged queries (``hn eval --model zero-shot:<folder>``) before keeping it.
+    With judged queries in ``data`` both models (start and adapted) are scored on them (``check_top_k``) so that the
+    caller can keep the better one; without them, compare them on your own judged queries (``hn eval --model
+    zero-shot:<folder>``) before keeping it. Measurements: ``experiments/corpus_adaptation/README.md``.
 
     Args:
         data: a dataset (its corpus is trained on; its judged queries, if any, only serve the check) or a corpus

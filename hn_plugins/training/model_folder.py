@@ -152,8 +152,8 @@ def load_base_model(
         headless = info["source"] == "local" and not info["has_reranker_head"]
         if headless:
             logger.warning(
-                "%s is not a cross-encoder: its one-logit head starts untrained. Measured here, such a start fine-tuned "
-                "on small data ends below BM25; warm-start it first with `hn bootstrap` (or train kind='bi').",
+                "%s is not a cross-encoder: its one-logit head starts untrained, so fine-tuning "
+                "on small data starts from random scores; warm-start it first with `hn bootstrap` (or train kind='bi').",
                 path,
             )
         model = CrossEncoder(

@@ -7,12 +7,8 @@ pseudo-query also gets one hard negative mined the way ``default`` mines judged 
 positive's score). A negative is shown to the model as its own pseudo-query's passage (the document without its
 title), like every positive, so the presence of a title cannot give the answer away.
 
-Measured (``benchmarks/corpus_adaptation.py --negatives mined``): worse than in-batch negatives alone, test MRR@10
-fused with BM25 on CISI 0.701 vs 0.726 (two seeds each), on python-docs-faq 0.661 vs 0.699 (one seed; untuned 0.670).
-On CISI a title sits closest to its own document, so the paper's
-selector qualified a negative for only 337 of 1,458 titles; the other 1,121 are the fallback's topically close
-abstracts, plausibly often relevant to the title too (not measured: CISI judges no title). Hence
-``negatives="in-batch"`` stays the default of ``adapt_bi_encoder``.
+``negatives="in-batch"`` is the default of ``adapt_bi_encoder``; how the two compare is in
+``experiments/corpus_adaptation/README.md``.
 """
 
 from __future__ import annotations
