@@ -34,9 +34,9 @@ def test_without_hn_evaluation_help_lists_the_commands_with_the_install(capsys):
     with pytest.raises(SystemExit):
         build_parser(ABSENT).parse_args(["--help"])
     out = capsys.readouterr().out
-    for command in ("mine", "train", "eval", "benchmark"):
+    for command in ("mine", "train", "eval", "benchmark", "demo"):
         assert f"\n    {command} " in out, out
-    assert out.count("needs hn-evaluation: pip install -e ./evaluation") == 2
+    assert out.count("needs hn-evaluation: pip install -e ./evaluation") == 3
 
 
 def _entry_points(*pairs: tuple[str, str]):

@@ -80,6 +80,7 @@ CASES = [
     (BENCHMARK, "--top-k", "0", ">= 1"),
     (BENCHMARK, "--validation-top-k", "0", ">= 1"),
     (BENCHMARK, "--max-test-queries", "0", ">= 1"),
+    (BENCHMARK, "--train-size", "0", ">= 1"),
     (BENCHMARK, "--rag-contexts", "0", ">= 1"),
     (BENCHMARK, "--rag-max-queries", "0", ">= 1"),
     (["demo"], "--num-negatives", "0", ">= 1"),

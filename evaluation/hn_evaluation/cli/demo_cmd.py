@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from hn_plugins.cli.validation import non_negative_int, positive_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -63,11 +65,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=Path("hn-demo"), help="output folder (default: ./hn-demo)"
     )
     parser.add_argument(
-        "--num-negatives", type=int, default=1, help="hard negatives per (query, positive) pair (default: 1)"
+        "--num-negatives",
+        type=positive_int,
+        default=1,
+        help="hard negatives per (query, positive) pair (default: 1)",
     )
-    parser.add_argument("--epochs", type=int, default=1, help="maximum fine-tuning epochs (default: 1)")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of mining, validation and training (default: 0)"
+        "--epochs", type=positive_int, default=1, help="maximum fine-tuning epochs (default: 1)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seed of mining, validation and training (default: 0)",
     )
     parser.add_argument("--no-rag", action="store_true", help="skip the downstream answer table")
     parser.add_argument(
