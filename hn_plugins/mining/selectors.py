@@ -257,6 +257,7 @@ class PaperSelector(_CriteriaSelector):
     a brute-force scan of the whole corpus.
 
     Example:
+        >>> from hn_plugins.mining.named_selectors import get_selector
         >>> selector = get_selector("paper")
         >>> selector.name
         'paper'
@@ -278,6 +279,7 @@ class DenseTopKSelector(_CriteriaSelector):
     """The top-ranked non-positive documents of the miner's space (static dense negatives, as in STAR).
 
     Example:
+        >>> from hn_plugins.mining.named_selectors import get_selector
         >>> get_selector("dense-topk").name
         'dense-topk'
     """
@@ -299,6 +301,7 @@ class PositiveAwareSelector(_CriteriaSelector):
         relative_margin: the margin (0.05 by default).
 
     Example:
+        >>> from hn_plugins.mining.named_selectors import get_selector
         >>> get_selector("positive-aware", relative_margin=0.05).relative_margin
         0.05
     """
@@ -332,6 +335,7 @@ class RandomSelector(NegativeSelector):
     """Uniformly random non-positive documents, seeded per (seed, query, positive).
 
     Example:
+        >>> from hn_plugins.mining.named_selectors import get_selector
         >>> get_selector("random").needs_embeddings
         False
     """
@@ -370,6 +374,7 @@ class BM25Selector(NegativeSelector):
         b: BM25 length normalisation.
 
     Example:
+        >>> from hn_plugins.mining.named_selectors import get_selector
         >>> get_selector("bm25").name
         'bm25'
     """
@@ -420,6 +425,7 @@ class SentenceTransformersSelector(NegativeSelector):
         kwargs: passed to ``mine_hard_negatives`` (e.g. ``relative_margin=0.05``, ``range_max=100``).
 
     Example:
+        >>> from hn_plugins.mining.named_selectors import get_selector
         >>> get_selector("st", relative_margin=0.05).kwargs
         {'relative_margin': 0.05}
     """
