@@ -71,6 +71,14 @@ def test_export_into_a_file_and_force_without_export_are_errors(tmp_path, capsys
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
+@pytest.mark.parametrize(("option", "value"), [("--epochs", "0"), ("--num-negatives", "0"), ("--seed", "-1")])
+def test_demo_refuses_bad_settings_before_running(tmp_path, capsys, option, value):
+    assert main(["demo", "--out", str(tmp_path / "out"), option, value]) == 2
+    err = capsys.readouterr().err
+    assert f"hn demo {option}" in err and "must be an integer >=" in err
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
 def test_every_hn_command_reads_the_exported_folder(tmp_path, capsys):
     folder = tmp_path / "demo-data"
     assert main(["demo", "--export", str(folder)]) == 0

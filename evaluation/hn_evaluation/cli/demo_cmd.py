@@ -32,20 +32,21 @@ def run(args: argparse.Namespace) -> int:
 
     from hn_evaluation.demo import DemoSettings, format_demo_report, run_demo
 
+    settings = DemoSettings(  # checks the values before anything runs
+        out=args.out,
+        seed=args.seed,
+        epochs=args.epochs,
+        num_negatives=args.num_negatives,
+        max_length=args.max_length,
+        rag=not args.no_rag,
+    )
     train, test = load_demo_dataset("train"), load_demo_dataset("test")
-    folder = export_demo_dataset(args.out / "data", force=True)
+    folder = export_demo_dataset(settings.out / "data", force=True)
     sys.stdout.write(
         f"# 1. data: {train!r}\n#          {test!r}\n"
         f"#          as a BEIR folder: {folder} (every hn command and example reads it)\n"
     )
     sys.stdout.flush()
-    settings = DemoSettings(
-        out=args.out,
-        seed=args.seed,
-        epochs=args.epochs,
-        num_negatives=args.num_negatives,
-        rag=not args.no_rag,
-    )
     report = run_demo(settings, train, test)
     sys.stdout.write(format_demo_report(report, settings.out) + "\n")
     return 0
@@ -78,6 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=non_negative_int,
         default=0,
         help="seed of mining, validation and training (default: 0)",
+    )
+    parser.add_argument(
+        "--max-length", type=int, default=64, help="tokens per text in training and evaluation (default: 64)"
     )
     parser.add_argument("--no-rag", action="store_true", help="skip the downstream answer table")
     parser.add_argument(
