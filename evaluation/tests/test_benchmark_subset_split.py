@@ -17,7 +17,9 @@ def demo_folder(tmp_path_factory):
     folder = export_demo_dataset(tmp_path_factory.mktemp("demo") / "data")
     test_rows = (folder / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()
     header, rows = test_rows[0], test_rows[1:]
-    (folder / "qrels" / "test-unseen.tsv").write_text("\n".join([header, *rows[::2]]) + "\n", encoding="utf-8")
+    (folder / "qrels" / "test-unseen.tsv").write_text(
+        "\n".join([header, *rows[::2]]) + "\n", encoding="utf-8"
+    )
     return folder
 
 

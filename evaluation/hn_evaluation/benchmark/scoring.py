@@ -92,21 +92,21 @@ def first_stage_run(
 ) -> dict[str, list[tuple[str, float]]]:
     """Retrieve the top ``top_k`` documents of every judged query of ``dataset`` (excluded documents removed).
 
-        Args:
-            dataset: a split with judgments.
-            first_stage: ``bm25`` (bm25s, the settings of ``shared/data/bm25_sanity.py``) or ``dense`` (exact cosine).
-            top_k: candidates per query.
-            dense_model: model of the dense first stage (name, folder or loaded model).
+    Args:
+        dataset: a split with judgments.
+        first_stage: ``bm25`` (bm25s, the settings of ``shared/data/bm25_sanity.py``) or ``dense`` (exact cosine).
+        top_k: candidates per query.
+        dense_model: model of the dense first stage (name, folder or loaded model).
 
-        Raises:
-            EvaluationError: the split has no judgments, or an unknown first stage.
+    Raises:
+        EvaluationError: the split has no judgments, or an unknown first stage.
 
-        Example:
-            >>> from hn_plugins.data import RetrievalDataset
-            >>> ds = RetrievalDataset({"d1": ("", "cloud network"), "d2": ("", "pasta")}, {"q": "network"},
-            ...                       {"q": {"d1": 1}})
-            >>> first_stage_run(ds, "bm25", top_k=1)["q"][0][0]
-            'd1'
+    Example:
+        >>> from hn_plugins.data import RetrievalDataset
+        >>> ds = RetrievalDataset({"d1": ("", "cloud network"), "d2": ("", "pasta")}, {"q": "network"},
+        ...                       {"q": {"d1": 1}})
+        >>> first_stage_run(ds, "bm25", top_k=1)["q"][0][0]
+        'd1'
     """
     try:
         qids = [q for q in judged_queries(dataset.qrels) if q in dataset.queries]
