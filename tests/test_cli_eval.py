@@ -297,6 +297,8 @@ def test_hn_benchmark_rag_rows(shared_data, tmp_path, capsys):
     assert set(report["rag"]["rows"]) == {"none", "zero-shot", "zero-shot+fusion"}
     for row in report["rag"]["rows"].values():
         assert 0.0 <= row["context_recall"]["mean"] <= 1.0 and 0.0 <= row["answer_f1"]["mean"] <= 1.0
-    assert main([*args, "--out", str(tmp_path / "bad"), "--rag", "extractive", "--rag-contexts", "0"]) == 2
-    assert "rag_contexts must be a positive integer" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # the range check runs while parsing, before any work
+        main([*args, "--out", str(tmp_path / "bad"), "--rag", "extractive", "--rag-contexts", "0"])
+    assert stopped.value.code == 2
+    assert "--rag-contexts: must be an integer >= 1" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
