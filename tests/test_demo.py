@@ -71,11 +71,13 @@ def test_export_into_a_file_and_force_without_export_are_errors(tmp_path, capsys
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
-@pytest.mark.parametrize(("option", "value"), [("--epochs", "0"), ("--num-negatives", "0"), ("--seed", "-1")])
+@pytest.mark.parametrize(("option", "value"), [("--epochs", "0"), ("--num-negatives", "0"), ("--seed", "-1"), ("--max-length", "0")])
 def test_demo_refuses_bad_settings_before_running(tmp_path, capsys, option, value):
-    assert main(["demo", "--out", str(tmp_path / "out"), option, value]) == 2
+    with pytest.raises(SystemExit) as stopped:  # the range check runs while parsing, before any work
+        main(["demo", "--out", str(tmp_path / "out"), option, value])
+    assert stopped.value.code == 2
     err = capsys.readouterr().err
-    assert f"hn demo {option}" in err and "must be an integer >=" in err
+    assert f"argument {option}: must be an integer >=" in err
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
