@@ -86,6 +86,7 @@ CASES = [
     (["demo"], "--num-negatives", "0", ">= 1"),
     (["demo"], "--epochs", "0", ">= 1"),
     (["demo"], "--seed", "-1", ">= 0"),
+    (["demo"], "--max-length", "0", ">= 1"),
 ]
 
 
