@@ -20,8 +20,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hn_plugins.cache import EmbeddingCache, content_hash
+from hn_plugins.encoders.engines import resolve_engine
+from hn_plugins.encoders.loading import load_encoder
 from hn_plugins.encoding import encode_texts
-from hn_plugins.models import load_sentence_transformer, resolve_model_path
+from hn_plugins.models import resolve_model_path
 from hn_plugins.ray_backend import ray_encode
 
 logger = logging.getLogger(__name__)
@@ -137,6 +139,10 @@ class _Member:
     spec: Any = None  # what Ray actors rebuild the encoder from: the name/path given, else the encoder itself
 
 
+def _is_sentence_transformer(encoder: Any) -> bool:
+    return hasattr(encoder, "state_dict") and hasattr(encoder, "tokenize")
+
+
 def _fingerprint_sentence_transformer(model: Any, name: str) -> str:
     digest = hashlib.blake2b(digest_size=16)
     digest.update(name.encode())
@@ -167,6 +173,10 @@ class EmbedderEnsemble:
             (:mod:`hn_plugins.ray_backend`, ``pip install "hn-plugins[ray]"``); queries stay local.
         ray_workers: actors per member with ``backend="ray"`` (``None``: one per CPU of the cluster).
         ray_address: the Ray cluster to connect to if Ray is not initialised yet (``None``: a local one).
+        engine: how members given by name run (:mod:`hn_plugins.encoders`): ``auto`` (default: ONNX Runtime for
+            transformers and numpy for static models on a CPU, PyTorch on a GPU), ``torch``, ``onnx`` (fp32) or
+            ``onnx-int8``. Each engine has its own cache entries; a member the fast path cannot run falls back to
+            PyTorch with a warning.
 
     Example:
         >>> import numpy as np
@@ -192,7 +202,9 @@ class EmbedderEnsemble:
         backend: str = "local",
         ray_workers: int | None = None,
         ray_address: str | None = None,
+        engine: str = "auto",
     ) -> None:
+        self.engine = resolve_engine(engine, device)
         if backend not in ("local", "ray"):
             raise ValueError(f"EmbedderEnsemble: backend must be 'local' or 'ray', got {backend!r}.")
         if ray_workers is not None and ray_workers < 1:
@@ -219,7 +231,7 @@ class EmbedderEnsemble:
         for i, spec in enumerate(models):
             qp = query_prompts[i] if query_prompts else None
             dp = document_prompts[i] if document_prompts else None
-            self.members.append(self._make_member(spec, qp, dp, device, trust_remote_code))
+            self.members.append(self._make_member(spec, qp, dp, device, trust_remote_code, self.engine))
         self._caches: dict[str, EmbeddingCache] = {}
         self._dims: list[int | None] = [None] * len(self.members)
 
@@ -230,11 +242,15 @@ class EmbedderEnsemble:
         document_prompt: str | None,
         device: str | None,
         trust_remote_code: bool,
+        engine: str,
     ) -> _Member:
         if isinstance(spec, (str, os.PathLike)):
             name = str(spec)
-            encoder = load_sentence_transformer(name, device=device, trust_remote_code=trust_remote_code)
-            fingerprint = _fingerprint_sentence_transformer(encoder, resolve_model_path(name))
+            encoder = load_encoder(name, engine, device=device, trust_remote_code=trust_remote_code)
+            if _is_sentence_transformer(encoder):
+                fingerprint = _fingerprint_sentence_transformer(encoder, resolve_model_path(name))
+            else:
+                fingerprint = str(encoder.fingerprint)
         elif hasattr(spec, "encode"):
             name = (
                 getattr(spec, "name", None)
@@ -244,7 +260,7 @@ class EmbedderEnsemble:
                 )
                 or type(spec).__name__
             )
-            if hasattr(spec, "state_dict") and hasattr(spec, "tokenize"):
+            if _is_sentence_transformer(spec):
                 fingerprint = _fingerprint_sentence_transformer(spec, str(name))
             else:
                 declared = getattr(spec, "fingerprint", None)
@@ -296,6 +312,7 @@ class EmbedderEnsemble:
                 workers=self.ray_workers,
                 ray_address=self.ray_address,
                 trust_remote_code=self.trust_remote_code,
+                engine=self.engine,
             )
         else:
             vectors = encode_texts(member.encoder, texts, prompt, self.batch_size)

@@ -25,6 +25,8 @@ DEFAULT_ENSEMBLE: tuple[str, ...] = ("all-MiniLM-L6-v2", "static-model")
 __all__ = [
     "DEFAULT_ENSEMBLE",
     "PACKAGED_MODELS",
+    "STATIC_MODEL_NAMES",
+    "cache_home",
     "hub_offline_setting",
     "load_sentence_transformer",
     "resolve_model_path",
@@ -94,7 +96,7 @@ def _mpnet_path() -> Path | None:
         if not found:
             return None
         parts.append(found[0])
-    target = _cache_home() / "models" / "all-mpnet-base-v2"
+    target = cache_home() / "models" / "all-mpnet-base-v2"
     if (target / "modules.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +113,8 @@ def _mpnet_path() -> Path | None:
     return target
 
 
-def _cache_home() -> Path:
+def cache_home() -> Path:
+    """hn-plugins' own cache folder: ``$HN_PLUGINS_HOME`` (default ``~/.cache/hn_plugins``)."""
     return Path(os.environ.get("HN_PLUGINS_HOME", Path.home() / ".cache" / "hn_plugins"))
 
 
@@ -125,7 +128,8 @@ PACKAGED_MODELS: dict[str, Callable[[], Path | None]] = {
     "tokenlearn-static-model": _static_path,
 }
 
-_STATIC_NAMES = {"static-model", "tokenlearn-static-model"}
+#: Names that stand for the packaged model2vec static model.
+STATIC_MODEL_NAMES = frozenset({"static-model", "tokenlearn-static-model"})
 
 
 def resolve_model_path(name_or_path: str | os.PathLike[str]) -> str:
@@ -165,7 +169,7 @@ def load_sentence_transformer(
         ) from exc
     text = str(name_or_path)
     resolved = resolve_model_path(text)
-    static_dir = _static_path() if text in _STATIC_NAMES else None
+    static_dir = _static_path() if text in STATIC_MODEL_NAMES else None
     if (
         static_dir is None
         and Path(resolved).is_dir()

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from hn_plugins.encoders.loading import load_encoder
 from hn_plugins.encoding import encode_texts
-from hn_plugins.models import load_sentence_transformer
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +30,11 @@ __all__ = ["ray_encode"]
 class _EncodeActor:
     """A Ray Data actor: loads one member model once, then encodes the batches it is given."""
 
-    def __init__(self, spec: Any, prompt: str | None, batch_size: int, trust_remote_code: bool) -> None:
+    def __init__(
+        self, spec: Any, prompt: str | None, batch_size: int, trust_remote_code: bool, engine: str
+    ) -> None:
         if isinstance(spec, str):
-            self.encoder = load_sentence_transformer(spec, trust_remote_code=trust_remote_code)
+            self.encoder = load_encoder(spec, engine, trust_remote_code=trust_remote_code)
         else:
             self.encoder = spec
         self.prompt = prompt
@@ -61,6 +63,7 @@ def ray_encode(
     workers: int | None = None,
     ray_address: str | None = None,
     trust_remote_code: bool = False,
+    engine: str = "auto",
 ) -> np.ndarray:
     """Encode ``texts`` on a pool of Ray actors; rows come back in the order of ``texts``.
 
@@ -72,6 +75,8 @@ def ray_encode(
         workers: actors in the pool (``None``: one per CPU of the cluster, at most one per batch).
         ray_address: cluster to connect to when Ray is not initialised yet (``None``: a local one).
         trust_remote_code: passed to sentence-transformers when an actor loads ``spec`` by name.
+        engine: how an actor runs a model it loads by name (:func:`hn_plugins.encoders.load_encoder`): each actor
+            uses the same fast path as the local process, exporting to its node's cache on first use.
 
     Returns:
         ``(len(texts), dim)`` raw float32 vectors.
@@ -95,6 +100,7 @@ def ray_encode(
             "prompt": prompt,
             "batch_size": batch_size,
             "trust_remote_code": trust_remote_code,
+            "engine": engine,
         },
         batch_size=batch_size,
         batch_format="numpy",

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from hn_plugins.cache import content_hash
 from hn_plugins.data import DatasetError, RetrievalDataset
+from hn_plugins.encoders.engines import resolve_engine
 from hn_plugins.models import DEFAULT_ENSEMBLE
 from hn_plugins.registry import ModelRegistry
 
@@ -179,6 +180,8 @@ class RetrainingJob:
             from the current version).
         max_p_value: promote only if the paired permutation test gives at most this p-value as well (1.0: no
             significance needed; 0.05 for a cautious promotion when the evaluation split has many queries).
+        engine: how the mining ensemble runs (:mod:`hn_plugins.encoders`: ``auto``, ``torch``, ``onnx``,
+            ``onnx-int8``); the embedding cache keeps one set of entries per engine.
 
     Example:
         >>> from hn_plugins import load_beir  # doctest: +SKIP
@@ -211,6 +214,7 @@ class RetrainingJob:
         min_improvement: float = 0.0,
         start_from: Literal["base", "current"] = "base",
         max_p_value: float = 1.0,
+        engine: str = "auto",
     ) -> None:
         if kind not in ("bi", "cross"):
             raise ValueError(f"kind must be 'bi' or 'cross', got {kind!r}.")
@@ -250,6 +254,7 @@ class RetrainingJob:
         self.min_improvement = float(min_improvement)
         self.start_from = start_from
         self.max_p_value = float(max_p_value)
+        self.engine = resolve_engine(engine)
 
     def settings(self) -> dict[str, Any]:
         """The settings that shape a candidate (part of the fingerprint and of each version's metadata)."""
@@ -392,7 +397,7 @@ class RetrainingJob:
 
         selector = get_selector(self.selector)
         ensemble = (
-            EmbedderEnsemble(self.mining_models, cache_dir=self.cache_dir)
+            EmbedderEnsemble(self.mining_models, cache_dir=self.cache_dir, engine=self.engine)
             if selector.needs_embeddings
             else None
         )

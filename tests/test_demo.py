@@ -71,7 +71,10 @@ def test_export_into_a_file_and_force_without_export_are_errors(tmp_path, capsys
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
-@pytest.mark.parametrize(("option", "value"), [("--epochs", "0"), ("--num-negatives", "0"), ("--seed", "-1"), ("--max-length", "0")])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--epochs", "0"), ("--num-negatives", "0"), ("--seed", "-1"), ("--max-length", "0")],
+)
 def test_demo_refuses_bad_settings_before_running(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit) as stopped:  # the range check runs while parsing, before any work
         main(["demo", "--out", str(tmp_path / "out"), option, value])

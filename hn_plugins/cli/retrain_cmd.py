@@ -17,6 +17,7 @@ from hn_plugins.cli.validation import (
     positive_int,
     probability,
 )
+from hn_plugins.encoders.engines import ENGINES
 from hn_plugins.models import DEFAULT_ENSEMBLE
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         min_improvement=args.min_improvement,
         start_from=args.start_from,
         max_p_value=args.max_p_value,
+        engine=args.engine,
     )
     result = job.run(train, evaluation, force=args.force)
     sys.stdout.write(result.format_summary() + "\n")
@@ -105,6 +107,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--models",
         default=DEFAULT_MODELS,
         help=f"mining ensemble, comma-separated (default: {DEFAULT_MODELS})",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=list(ENGINES),
+        default="auto",
+        help="how the mining ensemble runs: auto (ONNX Runtime / numpy on a CPU), torch, onnx or onnx-int8",
     )
     parser.add_argument(
         "--variance", type=pca_variance, default=0.95, help="PCA variance; 0 or 1 disables PCA"

@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hn_plugins.models import load_sentence_transformer
+from hn_plugins.embedders import l2_normalize
+from hn_plugins.encoders.loading import load_encoder
+from hn_plugins.encoding import encode_texts
 from hn_plugins.rerankers.base import FusionMixin
 
 __all__ = ["BiEncoderReranker"]
@@ -25,6 +27,11 @@ class BiEncoderReranker(FusionMixin):
     0 turns it off), so a document that was already reranked once (or added with :meth:`precompute`) costs a
     lookup instead of a forward pass: in a RAG pipeline over a fixed corpus, reranking the top-100 then costs one
     query encoding.
+
+    ``engine`` runs a model given by name or folder with PyTorch (``torch``, the default), or with onnxruntime
+    (``onnx``: fp32, equal to PyTorch within 1e-4 per vector; ``onnx-int8``), through the same exported copy that
+    mining uses (:func:`hn_plugins.encoders.load_encoder`): :meth:`precompute` and query encoding then run
+    without PyTorch.
 
     Example:
         >>> rr = BiEncoderReranker("all-MiniLM-L6-v2")  # doctest: +SKIP
@@ -43,6 +50,7 @@ class BiEncoderReranker(FusionMixin):
         document_prompt: str | None = None,
         trust_remote_code: bool = False,
         cache_size: int = 50_000,
+        engine: str = "torch",
     ) -> None:
         if cache_size < 0:
             raise ValueError(f"BiEncoderReranker: cache_size must be >= 0, got {cache_size}.")
@@ -53,7 +61,7 @@ class BiEncoderReranker(FusionMixin):
             self.name = type(model).__name__
         else:
             self.name = str(model)
-            self.model = load_sentence_transformer(model, device=device, trust_remote_code=trust_remote_code)
+            self.model = load_encoder(model, engine, device=device, trust_remote_code=trust_remote_code)
         self.batch_size = batch_size
         self.query_prompt = query_prompt
         self.document_prompt = document_prompt
@@ -61,6 +69,8 @@ class BiEncoderReranker(FusionMixin):
         self.seconds = 0.0
 
     def _encode(self, texts: Sequence[str], prompt: str | None) -> np.ndarray:
+        if not (hasattr(self.model, "tokenize") and hasattr(self.model, "state_dict")):
+            return l2_normalize(encode_texts(self.model, list(texts), prompt, self.batch_size))
         kw: dict[str, Any] = {
             "batch_size": self.batch_size,
             "convert_to_numpy": True,

@@ -70,7 +70,9 @@ def load_reranker(
         trust_remote_code: off unless you turn it on.
         backend: ``torch`` (sentence-transformers), or, for a local cross-encoder folder exported with
             ``hn export-onnx``, ``onnx`` (fp32) or ``onnx-int8`` (int8 weights): an
-            :class:`~hn_plugins.rerankers.onnx_cross_encoder.OnnxCrossEncoderReranker`.
+            :class:`~hn_plugins.rerankers.onnx_cross_encoder.OnnxCrossEncoderReranker`. A bi-encoder (a
+            ``hn train --kind bi`` folder or ``zero-shot:``) runs ``onnx``/``onnx-int8`` through its own ONNX
+            export in the hn-plugins cache (:func:`hn_plugins.encoders.load_encoder`), made on first use.
 
     Raises:
         RerankerLoadError: nothing usable at ``model``, an unknown ``backend``, or an ONNX backend for something that
@@ -83,10 +85,10 @@ def load_reranker(
     text = str(model)
     if text.startswith(ZERO_SHOT_PREFIX):
         name = zero_shot_model_name(text)
-        if backend != "torch":
-            raise RerankerLoadError(f"{text!r}: zero-shot: runs with backend='torch', got {backend!r}.")
+        if backend not in RERANKER_BACKENDS:
+            raise RerankerLoadError(f"backend must be one of {RERANKER_BACKENDS}, got {backend!r}.")
         return BiEncoderReranker(
-            name, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
+            name, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code, engine=backend
         )
     path = Path(text)
     if backend != "torch":
@@ -97,6 +99,9 @@ def load_reranker(
                 f"backend={backend!r} needs a local cross-encoder folder exported with `hn export-onnx`; "
                 f"{model!s} is not a folder."
             )
+        folder = registry_current(path) if (path / REGISTRY_MARKER).is_file() else path
+        if detect_reranker_kind(folder) == "bi":  # a bi-encoder runs through the mining encoders' ONNX export
+            return _bi_encoder_reranker(folder, device, batch_size, trust_remote_code, backend)
         onnx_reranker = OnnxCrossEncoderReranker(
             path, precision=ONNX_BACKENDS[backend], batch_size=batch_size
         )
@@ -111,14 +116,7 @@ def load_reranker(
         meta = read_json(path / RERANKER_MARKER) if (path / RERANKER_MARKER).is_file() else {}
         reranker: CrossEncoderReranker | BiEncoderReranker
         if kind == "bi":
-            reranker = BiEncoderReranker(
-                path,
-                device=device,
-                batch_size=batch_size,
-                query_prompt=meta.get("query_prompt"),
-                document_prompt=meta.get("document_prompt"),
-                trust_remote_code=trust_remote_code,
-            )
+            return _bi_encoder_reranker(path, device, batch_size, trust_remote_code, backend)
         else:
             reranker = CrossEncoderReranker(
                 path, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
@@ -135,3 +133,21 @@ def load_reranker(
     return CrossEncoderReranker(
         text, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code
     )
+
+
+def _bi_encoder_reranker(
+    folder: Path, device: str | None, batch_size: int, trust_remote_code: bool, engine: str
+) -> BiEncoderReranker:
+    """A bi-encoder folder (``hn train --kind bi``) as a reranker, with its prompts and fusion weight."""
+    meta = read_json(folder / RERANKER_MARKER) if (folder / RERANKER_MARKER).is_file() else {}
+    reranker = BiEncoderReranker(
+        folder,
+        device=device,
+        batch_size=batch_size,
+        query_prompt=meta.get("query_prompt"),
+        document_prompt=meta.get("document_prompt"),
+        trust_remote_code=trust_remote_code,
+        engine=engine,
+    )
+    reranker.fusion = marker_fusion(meta, folder)
+    return reranker

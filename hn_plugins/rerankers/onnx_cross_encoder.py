@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hn_plugins.encoders.quantize import quantize_int8
 from hn_plugins.rerankers.base import FusionMixin, RerankerLoadError
 from hn_plugins.rerankers.cross_encoder import transformer_of
 from hn_plugins.rerankers.folders import REGISTRY_MARKER, detect_reranker_kind, read_json, registry_current
@@ -366,30 +367,11 @@ def _write_and_check(
     check_info: dict[str, Any] = {"pairs": source.pairs, "fp32_max_abs_diff": fp32_diff}
     if int8:
         int8_path = work / _FILES["int8"]
-        _quantize_int8(fp32_path, int8_path)
+        quantize_int8(fp32_path, int8_path)
         int8_logits = _ort_session(int8_path, None).run(None, feed)[0]
         check_info["int8_max_abs_diff"] = float(np.abs(int8_logits - fp32_logits).max())
         files["int8"] = f"{ONNX_DIR}/{_FILES['int8']}"
     return files, check_info
-
-
-def _quantize_int8(fp32_path: Path, int8_path: Path) -> None:
-    """Dynamic int8 quantisation of the weights: per-channel scales with a 7-bit range."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # Per-channel scales with a 7-bit range: on Cranfield's 136 test queries this setting cost 0.013
-    # MRR@10 against PyTorch, per-tensor int8 (onnxruntime's default) 0.024
-    # (benchmarks/results/onnx_int8_cranfield.json).
-
-    root = logging.getLogger()  # the quantiser logs one INFO line per tensor on the root logger
-    level = root.level
-    root.setLevel(max(level, logging.WARNING))
-    try:
-        quantize_dynamic(
-            str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True
-        )
-    finally:
-        root.setLevel(level)
 
 
 class OnnxCrossEncoderReranker(FusionMixin):

@@ -81,7 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seed of mining, validation and training (default: 0)",
     )
     parser.add_argument(
-        "--max-length", type=positive_int, default=64, help="tokens per text in training and evaluation (default: 64)"
+        "--max-length",
+        type=positive_int,
+        default=64,
+        help="tokens per text in training and evaluation (default: 64)",
     )
     parser.add_argument("--no-rag", action="store_true", help="skip the downstream answer table")
     parser.add_argument(
