@@ -88,7 +88,7 @@ def bench_process(args: argparse.Namespace) -> None:
     warm_home = work / "home-with-export"
     base_env = {**os.environ, "HN_PLUGINS_HOME": str(warm_home)}
     hn = [shutil.which("hn") or "hn", "mine", data, "--selector", "positive-aware"]
-    hn += ["--models", args.model, "--num-negatives", "3"]
+    hn += ["--models", args.model, "--num-negatives", "3", "--drop-empty"]
     # build the export once, outside the timed runs (hn-onnx-cold measures a run that has to build it)
     subprocess.run(
         [*hn, "--engine", "onnx", "--out", str(work / "warm.jsonl")],

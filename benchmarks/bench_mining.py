@@ -161,7 +161,8 @@ def bench_incremental(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as cache:
 
         def mine(dataset):  # type: ignore[no-untyped-def]
-            ensemble = EmbedderEnsemble(models, cache_dir=cache)  # a new process would also reload the models
+            # a new process would also reload the models
+            ensemble = EmbedderEnsemble(models, cache_dir=cache, engine=args.engine)
             miner = HardNegativeMiner(ensemble, PCAReducer(variance=0.95), selector="paper", num_negatives=3)
             start = time.perf_counter()
             miner.fit(dataset).mine(dataset)
@@ -179,6 +180,7 @@ def bench_incremental(args: argparse.Namespace) -> None:
         f"incremental_{args.dataset}",
         {
             "models": models,
+            "engine": args.engine,
             "dataset": args.dataset,
             "documents": len(ds.corpus),
             "changed": len(changed_ids),
@@ -240,7 +242,7 @@ def bench_scale(args: argparse.Namespace) -> None:
         name="synthetic",
     )
     del docs
-    ensemble = EmbedderEnsemble(["static-model"], batch_size=4096)
+    ensemble = EmbedderEnsemble(["static-model"], batch_size=4096, engine=args.engine)
     reducer = PCAReducer(variance=0.95) if args.variance < 1 else None
     miner = HardNegativeMiner(
         ensemble,
@@ -264,6 +266,10 @@ def bench_scale(args: argparse.Namespace) -> None:
             "documents": args.docs,
             "queries": args.queries,
             "model": "static-model (model2vec, 64 dims)",
+            "engine": ensemble.engine,
+            "encoder": type(ensemble.members[0].encoder).__name__,
+            "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM"),
+            "end_to_end_s": total,
             "index": args.index,
             "candidates": args.candidates,
             "generate_s": gen_s,
@@ -324,6 +330,7 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=default_data)
     p.add_argument("--dataset", default="cranfield")
     p.add_argument("--models", default="all-MiniLM-L6-v2,static-model")
+    p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"])
     p.set_defaults(func=bench_incremental)
     p = sub.add_parser("scale")
     p.add_argument("--data", type=Path, default=default_data)
@@ -332,6 +339,7 @@ def main() -> None:
     p.add_argument("--index", default="ivf", choices=["exact", "hnsw", "ivf"])
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--variance", type=float, default=0.95)
+    p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"])
     p.set_defaults(func=bench_scale)
     p = sub.add_parser("report")
     p.set_defaults(func=report)

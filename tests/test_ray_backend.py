@@ -63,6 +63,17 @@ def test_ray_embeds_only_what_the_cache_lacks(local_ray, texts, tmp_path):
     )
 
 
+def test_ray_actors_run_members_with_the_local_engine(local_ray, texts):
+    ids, docs = texts[0][:40], texts[1][:40]
+    int8 = EmbedderEnsemble(["all-MiniLM-L6-v2"], engine="onnx-int8")
+    remote = EmbedderEnsemble(["all-MiniLM-L6-v2"], engine="onnx-int8", backend="ray", ray_workers=2)
+    local_vectors = int8.encode_documents(ids, docs)
+    np.testing.assert_allclose(remote.encode_documents(ids, docs), local_vectors, atol=2e-5)
+    # int8 vectors are not PyTorch's: equal ones above mean the actors ran the int8 engine too
+    torch_vectors = EmbedderEnsemble(["all-MiniLM-L6-v2"], engine="torch").encode_documents(ids, docs)
+    assert np.abs(local_vectors - torch_vectors).max() > 1e-3
+
+
 def test_hn_mine_backend_ray_writes_the_local_triplets(local_ray, shared_data, tmp_path):
     paths = {}
     for backend in ("local", "ray"):
