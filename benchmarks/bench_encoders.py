@@ -18,10 +18,8 @@ PyTorch engine's.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -31,6 +29,12 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a file: the repository root makes `tools` importable
+    sys.path.insert(0, str(ROOT))
+
+from tools.bench_results import save_result  # noqa: E402
 
 logger = logging.getLogger("bench_encoders")
 HERE = Path(__file__).resolve().parent
@@ -56,23 +60,8 @@ mine_hard_negatives(rows, model, corpus=[ds.document_text(d) for d in ds.doc_ids
 """
 
 
-def _machine() -> dict[str, object]:
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "load_average_at_start": os.getloadavg(),
-    }
-
-
 def _save(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    payload = {"command": " ".join(["python", *sys.argv]), "machine": _machine(), **payload}
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    logger.info("wrote %s", path)
-    return path
+    return save_result(RESULTS, name, payload)
 
 
 def _timed(command: list[str], env: dict[str, str]) -> float:

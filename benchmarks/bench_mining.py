@@ -18,7 +18,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import resource
 import sys
 import time
@@ -30,28 +29,20 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a file: the repository root makes `tools` importable
+    sys.path.insert(0, str(ROOT))
+
+from tools.bench_results import save_result  # noqa: E402
+
 logger = logging.getLogger("bench_mining")
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DATASETS = ["cranfield", "cisi", "medline", "npl", "cacm", "python-docs-faq"]
 
 
-def _machine() -> dict[str, object]:
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_at_start": os.getloadavg(),
-    }
-
-
 def _save(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    payload = {"command": " ".join(["python", *sys.argv]), "machine": _machine(), **payload}
-    path.write_text(json.dumps(payload, indent=2))
-    logger.info("wrote %s", path)
-    return path
+    return save_result(RESULTS, name, payload)
 
 
 def _load(data: Path, name: str):  # type: ignore[no-untyped-def]

@@ -143,7 +143,7 @@ def test_a_damaged_export_is_detected_and_rebuilt(tmp_path: Path, caplog) -> Non
     with caplog.at_level(logging.WARNING):
         encoder = load_encoder("all-MiniLM-L6-v2", "onnx", export_root=root)
     assert (
-        sum("is damaged" in r.getMessage() and "exporting it again" in r.getMessage() for r in caplog.records)
+        sum("is damaged" in r.getMessage() and "Exporting it again" in r.getMessage() for r in caplog.records)
         == 1
     )
     assert isinstance(encoder, OnnxBiEncoder)

@@ -94,7 +94,7 @@ def load_encoder(
     try:
         return _onnx_encoder(name, precision, export_root)
     except (ExportUnsupportedError, CorruptExportError, RuntimeError, OSError) as exc:
-        logger.warning("%s: the ONNX path is not used (%s); embedding with PyTorch.", name, exc)
+        logger.warning("%s: the ONNX path is not used: %s Embedding with PyTorch.", name, exc)
         return torch_model()
 
 
@@ -103,7 +103,7 @@ def _onnx_encoder(name: str, precision: str, export_root: str | os.PathLike[str]
     try:
         encoder = OnnxBiEncoder(folder, _available(folder, precision, name))
     except CorruptExportError as exc:
-        logger.warning("%s: the ONNX export in %s is damaged (%s); exporting it again.", name, folder, exc)
+        logger.warning("%s: the ONNX export in %s is damaged: %s Exporting it again.", name, folder, exc)
         shutil.rmtree(folder, ignore_errors=True)
         folder = export_bi_encoder(name, root=export_root)
         encoder = OnnxBiEncoder(folder, _available(folder, precision, name))

@@ -255,7 +255,7 @@ def _export_into(
     if not difference <= tolerance:
         raise RuntimeError(
             f"the fp32 ONNX export of {source} differs from PyTorch by {difference:.2g} (> {tolerance:g}) on the "
-            "check texts"
+            "check texts."
         )
     check: dict[str, Any] = {"texts": len(CHECK_TEXTS), "fp32_max_abs_diff": difference}
     if int8:
