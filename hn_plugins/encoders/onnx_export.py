@@ -161,7 +161,9 @@ def export_bi_encoder(
         info.update(name=str(name_or_path), source=str(source), source_sha256=digest)
         info["seconds"] = round(time.perf_counter() - start, 2)
         (work / EXPORT_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
-        if target.exists():  # a damaged earlier export, or one written meanwhile by another process
+        if (target / EXPORT_FILE).is_file():  # another process (e.g. a Ray actor) finished the same export
+            return target
+        if target.exists():  # the remains of an export that never finished
             shutil.rmtree(target, ignore_errors=True)
         try:
             work.rename(target)

@@ -214,6 +214,20 @@ def test_run_before_warm_up_loads_the_model(reranker_dir: Path) -> None:
 
 
 @pytest.mark.integration
+def test_onnx_backend_runs_a_bi_encoder_folder_like_torch(
+    ranker: HardNegativeRanker, reranker_dir: Path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    query = "How do I keep project dependencies separate?"
+    by_onnx = HardNegativeRanker(model=reranker_dir, top_k=3, backend="onnx")
+    got = by_onnx.run(query=query, documents=DOCS)["documents"]
+    expected = ranker.run(query=query, documents=DOCS, top_k=3)["documents"]
+    assert by_onnx.kind == "bi"
+    assert [d.id for d in got] == [d.id for d in expected]
+    assert max(abs(a.score - b.score) for a, b in zip(got, expected, strict=True)) < 1e-4
+
+
+@pytest.mark.integration
 def test_warm_up_is_idempotent(ranker: HardNegativeRanker) -> None:
     loaded = ranker._reranker
     ranker.warm_up()

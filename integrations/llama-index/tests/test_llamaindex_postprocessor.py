@@ -228,6 +228,19 @@ def test_onnx_backend_ranks_nodes_like_torch(tmp_path: Path, faq_subset: dict[st
         HardNegativeRerank(model=folder, backend="onnx-int8")
 
 
+def test_onnx_backend_runs_a_bi_encoder_folder_like_torch(
+    faq_subset: dict[str, Any], bi_reranker_dir: Path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    by_torch = HardNegativeRerank(model=bi_reranker_dir, top_n=5, device="cpu")
+    by_onnx = HardNegativeRerank(model=bi_reranker_dir, top_n=5, backend="onnx")
+    assert by_onnx.kind == "bi"
+    expected = by_torch.postprocess_nodes(_candidates(faq_subset), query_str=QUERY)
+    got = by_onnx.postprocess_nodes(_candidates(faq_subset), query_str=QUERY)
+    assert [n.node.node_id for n in got] == [n.node.node_id for n in expected]
+    np.testing.assert_allclose([n.score for n in got], [n.score for n in expected], atol=1e-4)
+
+
 def test_prerank_model_lets_the_cross_encoder_rescore_only_its_top_nodes(
     tmp_path: Path, faq_subset: dict[str, Any], bi_reranker_dir: Path, minilm_dir: str
 ) -> None:

@@ -60,9 +60,9 @@ class HardNegativeRerank(BaseNodePostprocessor):
             alone; ``node.score`` is then that fused value. The weight was chosen against BM25 scores.
         metadata_mode: which metadata goes into the text the reranker scores.
         trust_remote_code: passed to transformers; off unless you turn it on.
-        backend: ``torch``, or ``onnx`` / ``onnx-int8`` to score a cross-encoder folder exported with
-            ``hn export-onnx`` with onnxruntime (int8: faster on CPU; check its quality with
-            ``hn eval --backend onnx-int8``).
+        backend: ``torch``, or ``onnx`` / ``onnx-int8`` to score with onnxruntime: a cross-encoder folder
+            exported with ``hn export-onnx``, or a bi-encoder folder (exported to the hn-plugins cache on first
+            use) (int8: faster on CPU; check its quality with ``hn eval --backend onnx-int8``).
         prerank_model: a faster reranker (a bi-encoder folder from ``hn train --kind bi``, a registry folder, or
             ``zero-shot:all-MiniLM-L6-v2`` for an untuned bi-encoder) that first orders every node; ``model`` then
             re-scores only its ``prerank_top_n`` best (:class:`hn_plugins.cascade.CascadeReranker`). Nodes below
@@ -106,7 +106,7 @@ class HardNegativeRerank(BaseNodePostprocessor):
     trust_remote_code: bool = Field(default=False, description="Whether to trust remote code when loading.")
     backend: str = Field(
         default="torch",
-        description="'torch', or 'onnx' / 'onnx-int8' for a cross-encoder folder exported with `hn export-onnx`.",
+        description="'torch', or 'onnx' / 'onnx-int8' (onnxruntime) for a cross-encoder folder exported with `hn export-onnx` or a bi-encoder folder.",
     )
     prerank_model: str | None = Field(
         default=None,

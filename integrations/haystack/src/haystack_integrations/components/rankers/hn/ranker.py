@@ -66,8 +66,9 @@ class HardNegativeRanker:
             validation queries) and every incoming document has a ``score`` from the retriever, rank by
             ``weight * z(reranker) + (1 - weight) * z(retriever)`` (z: per-query z-score) instead of the reranker
             alone; the output ``score`` is then that fused value. The weight was chosen against BM25 scores.
-        backend: ``torch``, or ``onnx`` / ``onnx-int8`` to score a cross-encoder folder exported with
-            ``hn export-onnx`` with onnxruntime (int8: faster on CPU; ``device`` is then unused).
+        backend: ``torch``, or ``onnx`` / ``onnx-int8`` to score with onnxruntime: a cross-encoder folder
+            exported with ``hn export-onnx``, or a bi-encoder folder (exported to the hn-plugins cache on first
+            use) (int8: faster on CPU; ``device`` is then unused).
         prerank_model: a faster reranker (a bi-encoder folder from ``hn train --kind bi``, a registry folder, or
             ``zero-shot:all-MiniLM-L6-v2`` for an untuned bi-encoder) that first orders every document; ``model``
             then re-scores only its ``prerank_top_k`` best (:class:`hn_plugins.cascade.CascadeReranker`).
