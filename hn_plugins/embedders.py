@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from hn_plugins.cache import EmbeddingCache, content_hash
 from hn_plugins.encoders.engines import resolve_engine
 from hn_plugins.encoders.loading import load_encoder
-from hn_plugins.encoding import encode_texts
+from hn_plugins.encoding import encode_texts, is_sentence_transformer
 from hn_plugins.models import resolve_model_path
 from hn_plugins.ray_backend import ray_encode
 
@@ -139,10 +139,6 @@ class _Member:
     spec: Any = None  # what Ray actors rebuild the encoder from: the name/path given, else the encoder itself
 
 
-def _is_sentence_transformer(encoder: Any) -> bool:
-    return hasattr(encoder, "state_dict") and hasattr(encoder, "tokenize")
-
-
 def _fingerprint_sentence_transformer(model: Any, name: str) -> str:
     digest = hashlib.blake2b(digest_size=16)
     digest.update(name.encode())
@@ -247,7 +243,7 @@ class EmbedderEnsemble:
         if isinstance(spec, (str, os.PathLike)):
             name = str(spec)
             encoder = load_encoder(name, engine, device=device, trust_remote_code=trust_remote_code)
-            if _is_sentence_transformer(encoder):
+            if is_sentence_transformer(encoder):
                 fingerprint = _fingerprint_sentence_transformer(encoder, resolve_model_path(name))
             else:
                 fingerprint = str(encoder.fingerprint)
@@ -260,7 +256,7 @@ class EmbedderEnsemble:
                 )
                 or type(spec).__name__
             )
-            if _is_sentence_transformer(spec):
+            if is_sentence_transformer(spec):
                 fingerprint = _fingerprint_sentence_transformer(spec, str(name))
             else:
                 declared = getattr(spec, "fingerprint", None)

@@ -10,7 +10,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["encode_texts"]
+__all__ = ["encode_texts", "is_sentence_transformer"]
+
+
+def is_sentence_transformer(encoder: Any) -> bool:
+    """Whether ``encoder`` is a sentence-transformers model (it tokenises and has PyTorch weights).
+
+    Example:
+        >>> is_sentence_transformer(object())
+        False
+    """
+    return hasattr(encoder, "tokenize") and hasattr(encoder, "state_dict")
 
 
 def encode_texts(encoder: Any, texts: Sequence[str], prompt: str | None, batch_size: int) -> np.ndarray:
@@ -27,8 +37,7 @@ def encode_texts(encoder: Any, texts: Sequence[str], prompt: str | None, batch_s
         [[5.0, 1.0], [7.0, 1.0]]
     """
     kwargs: dict[str, Any] = {"batch_size": batch_size}
-    is_st = hasattr(encoder, "tokenize") and hasattr(encoder, "state_dict")
-    if is_st:
+    if is_sentence_transformer(encoder):
         kwargs.update(convert_to_numpy=True, show_progress_bar=False, normalize_embeddings=False)
         if prompt:
             kwargs["prompt"] = prompt

@@ -119,18 +119,21 @@ def test_a_missing_index_is_refused_with_the_repair_command_and_nothing_changes(
     )  # no empty index written over the versions
 
 
+def _retrain_medline(registry, shared_data) -> list[str]:
+    """``hn retrain`` on medline into ``registry`` with the static model (the cheapest real run)."""
+    return [
+        "retrain",
+        str(shared_data / "medline"),
+        "--registry",
+        str(registry.root),
+        "--models",
+        "static-model",
+    ]
+
+
 def test_hn_retrain_on_a_registry_without_its_index_stops_before_any_work(registry, shared_data, capsys):
     (registry.root / "registry.json").unlink()
-    code = main(
-        [
-            "retrain",
-            str(shared_data / "medline"),
-            "--registry",
-            str(registry.root),
-            "--models",
-            "static-model",
-        ]
-    )
+    code = main(_retrain_medline(registry, shared_data))
     assert code == 2
     err = capsys.readouterr().err
     assert "registry.json is missing" in err and "hn registry repair" in err
@@ -141,16 +144,7 @@ def test_hn_retrain_on_a_registry_without_its_index_stops_before_any_work(regist
 def test_hn_retrain_names_a_truncated_index(registry, shared_data, capsys):
     marker = registry.root / "registry.json"
     marker.write_text(marker.read_text()[:40])
-    code = main(
-        [
-            "retrain",
-            str(shared_data / "medline"),
-            "--registry",
-            str(registry.root),
-            "--models",
-            "static-model",
-        ]
-    )
+    code = main(_retrain_medline(registry, shared_data))
     assert code == 2
     err = capsys.readouterr().err
     assert f"{marker} is not valid JSON" in err and "truncated?" in err and "hn registry repair" in err

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hn_plugins.encoders.engines import resolve_engine
-from hn_plugins.encoders.onnx_export import ExportUnsupportedError, export_bi_encoder
+from hn_plugins.encoders.onnx_export import EXPORT_FILES, ExportUnsupportedError, export_bi_encoder
 from hn_plugins.encoders.onnx_runtime import CorruptExportError, OnnxBiEncoder
 from hn_plugins.encoders.static import StaticEncoder, is_model2vec_folder
 from hn_plugins.models import load_sentence_transformer, resolve_model_path
@@ -113,7 +113,7 @@ def _onnx_encoder(name: str, precision: str, export_root: str | os.PathLike[str]
 
 def _available(folder: Path, precision: str, name: str) -> Any:
     """``precision``, or ``fp32`` (with a warning) when the export kept no int8 copy."""
-    if precision == "int8" and not (folder / "model_qint8.onnx").is_file():
+    if precision == "int8" and not (folder / EXPORT_FILES["int8"]).is_file():
         logger.warning("%s: the int8 copy failed its check against fp32 at export; running fp32.", name)
         return "fp32"
     return precision

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CHECK_TEXTS",
+    "EXPORT_FILES",
     "ExportUnsupportedError",
     "export_bi_encoder",
     "export_root",
@@ -44,7 +45,8 @@ __all__ = [
     "source_digest",
 ]
 
-_FILES = {"fp32": "model.onnx", "int8": "model_qint8.onnx", "tokenizer": "tokenizer.json"}
+#: The files of an export folder, by key of ``export.json``'s ``files``.
+EXPORT_FILES = {"fp32": "model.onnx", "int8": "model_qint8.onnx", "tokenizer": "tokenizer.json"}
 _POOLINGS = ("mean", "cls", "max")
 #: Files of a model folder that the digest covers (weights, configuration, tokenizer).
 _DIGEST_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
@@ -232,7 +234,7 @@ def _export_into(
         torch.onnx.export(
             _Hidden(hf_model).eval(),
             tuple(sample[n] for n in input_names),
-            str(work / _FILES["fp32"]),
+            str(work / EXPORT_FILES["fp32"]),
             input_names=input_names,
             output_names=["last_hidden_state"],
             dynamic_axes={**axes, "last_hidden_state": {0: "batch", 1: "sequence"}},
@@ -241,14 +243,14 @@ def _export_into(
         )
     backend = tokenizer.backend_tokenizer
     backend.no_padding()
-    backend.save(str(work / _FILES["tokenizer"]))
+    backend.save(str(work / EXPORT_FILES["tokenizer"]))
     info: dict[str, Any] = {
         "pooling": pooling,
         "max_length": max_length,
         "dimension": int(reference.shape[1]),
         "input_names": input_names,
         "opset": opset,
-        "files": {"fp32": _FILES["fp32"], "tokenizer": _FILES["tokenizer"]},
+        "files": {"fp32": EXPORT_FILES["fp32"], "tokenizer": EXPORT_FILES["tokenizer"]},
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     _record_digests(work, info)
@@ -261,8 +263,8 @@ def _export_into(
         )
     check: dict[str, Any] = {"texts": len(CHECK_TEXTS), "fp32_max_abs_diff": difference}
     if int8:
-        quantize_int8(work / _FILES["fp32"], work / _FILES["int8"])
-        info["files"]["int8"] = _FILES["int8"]
+        quantize_int8(work / EXPORT_FILES["fp32"], work / EXPORT_FILES["int8"])
+        info["files"]["int8"] = EXPORT_FILES["int8"]
         _record_digests(work, info)
         cosine = float(
             (_normalised(OnnxBiEncoder(work, "int8").encode(list(CHECK_TEXTS))) * fp32).sum(axis=1).min()
@@ -275,7 +277,7 @@ def _export_into(
                 cosine,
                 int8_min_cosine,
             )
-            (work / _FILES["int8"]).unlink()
+            (work / EXPORT_FILES["int8"]).unlink()
             del info["files"]["int8"]
             _record_digests(work, info)
     info["check"] = check

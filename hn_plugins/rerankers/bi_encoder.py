@@ -14,7 +14,7 @@ import numpy as np
 
 from hn_plugins.embedders import l2_normalize
 from hn_plugins.encoders.loading import load_encoder
-from hn_plugins.encoding import encode_texts
+from hn_plugins.encoding import encode_texts, is_sentence_transformer
 from hn_plugins.rerankers.base import FusionMixin
 
 __all__ = ["BiEncoderReranker"]
@@ -69,7 +69,7 @@ class BiEncoderReranker(FusionMixin):
         self.seconds = 0.0
 
     def _encode(self, texts: Sequence[str], prompt: str | None) -> np.ndarray:
-        if not (hasattr(self.model, "tokenize") and hasattr(self.model, "state_dict")):
+        if not is_sentence_transformer(self.model):
             return l2_normalize(encode_texts(self.model, list(texts), prompt, self.batch_size))
         kw: dict[str, Any] = {
             "batch_size": self.batch_size,
