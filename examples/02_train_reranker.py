@@ -8,7 +8,9 @@
 recipe ``hn demo`` runs as ``default`` and ``hn mine --selector default`` + ``hn train --loss in-batch --selection
 cross-fit`` run: the paper's negatives, the positive-aware fallback where none qualifies, one random negative per
 pair, the in-batch loss, and the epochs and the fusion weight chosen by cross-fitting (one model per fold of the
-train queries, 5 folds, then the final model on all of them: 6 trainings). ``--recipe paper`` is the paper's method:
+train queries, 5 folds, then the final model on all of them: 6 trainings), training only when the folds' pooled
+gain over the untuned model is significant (paired p < 0.05; otherwise the untuned model is kept, fused with BM25).
+``--recipe paper`` is the paper's method:
 its negatives, the triplet loss (Eq. 8) and a 20% hold-out of the train queries. ``--selection`` overrides either
 recipe's selection.
 
@@ -30,6 +32,7 @@ from hn_plugins import EmbedderEnsemble, HardNegativeMiner, PCAReducer, load_bei
 from hn_plugins.demo_data import export_demo_dataset
 from hn_plugins.fusion import ScoreFusion
 from hn_plugins.training import fine_tune_reranker
+from hn_plugins.training.model_card import kept_start_note
 
 logger = logging.getLogger("example.train")
 
@@ -142,6 +145,9 @@ def main() -> None:
     )
     sys.stdout.write(trained.format_curve() + "\n")
     sys.stdout.write(f"kept: {m['selected']} (step {m['selected_step']}); model -> {trained.path}\n")
+    note = kept_start_note(m)
+    if note:
+        sys.stdout.write(note + "\n")
     sys.stdout.write(format_fusion(trained.fusion) + "\n")
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "ScoreFusion",
     "choose_fusion_weight",
     "fuse_scores",
+    "fused_reciprocal_ranks",
     "normalize_scores",
 ]
 
@@ -176,23 +177,73 @@ def choose_fusion_weight(
     """
     if not queries:
         raise ValueError("choose_fusion_weight() needs at least one validation query.")
+    prepared = _prepare(queries, normalization, "choose_fusion_weight")
+    curve = {float(w): float(np.mean(_reciprocal_ranks(prepared, w, k))) for w in weights}
+    best = max(curve, key=lambda w: (round(curve[w], 12), -abs(w - 0.5), w))
+    return best, curve
+
+
+def fused_reciprocal_ranks(
+    queries: Sequence[
+        tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray, Sequence[bool] | np.ndarray]
+    ],
+    weight: float,
+    normalization: Normalization = "z",
+    k: int = 10,
+) -> np.ndarray:
+    """Per-query reciprocal rank (cut at ``k``) of the fused ranking at one weight: the values whose mean
+    :func:`choose_fusion_weight` reports, for a paired test between two rankers on the same queries.
+
+    Args:
+        queries: per query ``(reranker_scores, first_stage_scores, is_relevant)``, one entry per candidate.
+        weight: the reranker's weight (0 = first stage alone, 1 = reranker alone).
+        normalization: per-query normalisation.
+        k: cut-off.
+
+    Returns:
+        One value per query, in the order given.
+
+    Raises:
+        ValueError: a query whose three lists differ in length.
+
+    Example:
+        >>> q1 = ([1.0, 0.0, 0.5], [0.6, 1.0, 0.0], [True, False, False])
+        >>> q2 = ([0.6, 1.0, 0.0], [1.0, 0.0, 0.5], [True, False, False])
+        >>> fused_reciprocal_ranks([q1, q2], 1.0, normalization="minmax").tolist()
+        [1.0, 0.5]
+    """
+    return _reciprocal_ranks(_prepare(queries, normalization, "fused_reciprocal_ranks"), float(weight), k)
+
+
+def _prepare(
+    queries: Sequence[
+        tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray, Sequence[bool] | np.ndarray]
+    ],
+    normalization: Normalization,
+    caller: str,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Normalised ``(reranker, first stage, relevant)`` arrays per query, the three lengths checked."""
     prepared = []
     for rerank, first, relevant in queries:
         rel = np.asarray(relevant, dtype=bool).reshape(-1)
         if not (len(rerank) == len(first) == rel.size):
             raise ValueError(
-                f"choose_fusion_weight(): a query has {len(rerank)} reranker scores, {len(first)} first-stage "
+                f"{caller}(): a query has {len(rerank)} reranker scores, {len(first)} first-stage "
                 f"scores and {rel.size} relevance flags; they must match."
             )
         prepared.append(
             (normalize_scores(rerank, normalization), normalize_scores(first, normalization), rel)
         )
-    curve: dict[float, float] = {}
-    for w in weights:
-        values = [
-            mrr_at_k_of_order(np.argsort(-(w * r + (1.0 - w) * f), kind="stable"), rel, k)
+    return prepared
+
+
+def _reciprocal_ranks(
+    prepared: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], weight: float, k: int
+) -> np.ndarray:
+    return np.array(
+        [
+            mrr_at_k_of_order(np.argsort(-(weight * r + (1.0 - weight) * f), kind="stable"), rel, k)
             for r, f, rel in prepared
-        ]
-        curve[float(w)] = float(np.mean(values))
-    best = max(curve, key=lambda w: (round(curve[w], 12), -abs(w - 0.5), w))
-    return best, curve
+        ],
+        dtype=np.float64,
+    )

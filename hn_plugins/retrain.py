@@ -168,6 +168,8 @@ class RetrainingJob:
         loss: training loss (``in-batch``: batch-mates plus the mined negatives, as ``default`` trains).
         selection: ``cross-fit`` (epochs and fusion weight chosen on folds of the train queries) or ``holdout``.
         folds: folds of ``cross-fit``.
+        selection_alpha: ``cross-fit`` trains only when the chosen epochs beat the starting model on the pooled
+            held-out queries with a paired permutation p below this (``None``: whenever the pooled gain is positive).
         epochs: maximum epochs.
         lr: learning rate.
         batch_size: training batch size.
@@ -205,6 +207,7 @@ class RetrainingJob:
         loss: str = "in-batch",
         selection: Literal["holdout", "cross-fit"] = "cross-fit",
         folds: int = 5,
+        selection_alpha: float | None = 0.05,
         epochs: int = 4,
         lr: float = 2e-5,
         batch_size: int = 16,
@@ -245,6 +248,7 @@ class RetrainingJob:
         self.loss = loss
         self.selection = selection
         self.folds = folds
+        self.selection_alpha = selection_alpha
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -268,6 +272,7 @@ class RetrainingJob:
             "loss": self.loss,
             "selection": self.selection,
             "folds": self.folds,
+            "selection_alpha": self.selection_alpha,
             "epochs": self.epochs,
             "lr": self.lr,
             "batch_size": self.batch_size,
@@ -431,6 +436,7 @@ class RetrainingJob:
             max_length=self.max_length,
             selection=self.selection,
             folds=self.folds,
+            selection_alpha=self.selection_alpha,
         )
         return Path(trained.path)
 

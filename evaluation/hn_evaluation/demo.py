@@ -247,6 +247,12 @@ def format_demo_report(report: Mapping[str, Any], out: Path | None = None) -> st
     return "\n".join(lines)
 
 
+def _kept_start(report: Mapping[str, Any]) -> bool:
+    """True when every seed of ``default`` kept its starting model (cross-fitting chose 0 epochs)."""
+    runs = ((report.get("strategies") or {}).get("default") or {}).get("training") or []
+    return bool(runs) and all(r.get("selected") == "base" for r in runs)
+
+
 def demo_verdict(report: Mapping[str, Any], alpha: float = 0.05, metric: str = "mrr@10") -> str:
     """One line saying which row to ship and why, from the report's ``metric`` means and the paired test of
     ``default`` against the best other row.
@@ -276,6 +282,9 @@ def demo_verdict(report: Mapping[str, Any], alpha: float = 0.05, metric: str = "
         >>> report["significance"]["default"]["zero-shot+fusion"]["p_value"] = 0.3
         >>> demo_verdict(report)[:47]
         'verdict: keep zero-shot+fusion (no fine-tuning)'
+        >>> report["strategies"] = {"default": {"training": [{"seed": 0, "selected": "base"}]}}
+        >>> demo_verdict(report)[47:91]
+        ', which is what default shipped here: cross-'
     """
     rows = report["rows"]
     others = [r for r in rows if r not in ("default", "default-no-fusion")]
@@ -297,6 +306,12 @@ def demo_verdict(report: Mapping[str, Any], alpha: float = 0.05, metric: str = "
         return (
             f"verdict: ship {best}: {metric} {value - delta:.4f}, {-delta:.4f} above default (p = {p:.4f}); "
             "the shipped recipe does not pay off on this data."
+        )
+    if best in UNTRAINED_ROWS and _kept_start(report):
+        return (
+            f"verdict: keep {best} (no fine-tuning), which is what default shipped here: cross-fitting found no "
+            f"significant gain from fine-tuning on the train questions, so default kept the untuned model fused "
+            f"with BM25 ({metric} {value:.4f} vs {value - delta:.4f}, p = {p:.4f})."
         )
     if best in UNTRAINED_ROWS:
         return (

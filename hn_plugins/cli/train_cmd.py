@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from hn_plugins.cli.validation import (
+    bounded_float,
     bounded_int,
     fraction_open,
     non_negative_float,
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 def run(args: argparse.Namespace) -> int:
     from hn_plugins.cli.mine_cmd import load_data
+    from hn_plugins.training.model_card import kept_start_note
     from hn_plugins.training.trainer import fine_tune_reranker
 
     if args.split == "test":
@@ -49,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         selection=args.selection,
         folds=args.folds,
+        selection_alpha=args.selection_alpha or None,
     )
     how = (
         f"pooled over {args.folds} folds, one row per epoch count"
@@ -64,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         f"kept: {result.metrics['selected']} (step {result.metrics['selected_step']}); "
         f"model -> {result.path}\n"
     )
+    note = kept_start_note(result.metrics)
+    if note:
+        sys.stdout.write(note + "\n")
     if result.fusion is not None and result.fusion.validation:
         v = result.fusion.validation
         sys.stdout.write(
@@ -168,6 +174,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--folds", type=bounded_int(2), default=5, help="folds for --selection cross-fit (default: 5)"
+    )
+    parser.add_argument(
+        "--selection-alpha",
+        type=bounded_float(0.0, 1.0, low_open=True, also=(0.0,), meaning="(0: no test)"),
+        default=0.05,
+        help="with --selection cross-fit, train only when the chosen epochs beat the starting model on the pooled "
+        "held-out queries with a paired permutation p below this (default: 0.05; 0: whenever the gain is positive)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the curve and metrics as JSON")
     parser.set_defaults(func=run)

@@ -31,7 +31,9 @@ __all__ = ["DEFAULT_STRATEGY", "combine_default_negatives", "combine_verified_de
 #: with the first stage's (weight chosen on validation, :mod:`hn_plugins.fusion`).
 #: Selection: cross-fitted (``selection="cross-fit"``, ``folds`` folds): the number of epochs (0 = keep the start
 #: model) and the fusion weight are chosen on every train query's held-out scores, then the final model trains on
-#: all train queries (``folds + 1`` trainings).
+#: all train queries (``folds + 1`` trainings), but only when the chosen epochs beat the start model on those
+#: pooled held-out queries with a paired permutation p < ``selection_alpha``; otherwise the start model is kept,
+#: fused with BM25.
 DEFAULT_STRATEGY: dict[str, Any] = {
     "primary": {"selector": "paper", "space": "ensemble+pca"},
     "fallback": {
@@ -44,6 +46,7 @@ DEFAULT_STRATEGY: dict[str, Any] = {
     "fusion": "bm25, weight chosen on validation",
     "selection": "cross-fit",
     "folds": 5,
+    "selection_alpha": 0.05,
 }
 
 

@@ -17,22 +17,66 @@ from hn_plugins.training.losses import default_margin
 from hn_plugins.training.procedures import KeptModel
 from hn_plugins.training.settings import FineTuneSettings
 
-__all__ = ["card_lines", "folder_marker", "format_curve", "hyperparameters", "training_metrics"]
+__all__ = [
+    "card_lines",
+    "folder_marker",
+    "format_curve",
+    "hyperparameters",
+    "kept_start_note",
+    "training_metrics",
+]
 
 
 def format_curve(history: Sequence[dict[str, Any]], selected_step: int | None = None) -> str:
-    """A validation curve as a table (``*`` marks the kept model).
+    """A validation curve as a table (``*`` marks the kept model); cross-fitted curves add the fused MRR@10 and
+    each epoch count's paired p against the starting model.
 
     Example:
         >>> print(format_curve([{"epoch": 0.0, "step": 0, "mrr@3": 0.5, "mrr@10": 0.55}], selected_step=0))
         epoch   step  val MRR@3  val MRR@10
          0.00      0     0.5000      0.5500 *
+        >>> print(format_curve([{"epoch": 0.0, "step": 0, "mrr@3": 0.5, "mrr@10": 0.55, "mrr@10_fused": 0.6},
+        ...                     {"epoch": 1.0, "step": 4, "mrr@3": 0.6, "mrr@10": 0.6, "mrr@10_fused": 0.62,
+        ...                      "p_vs_start": 0.41}], selected_step=0))
+        epoch   step  val MRR@3  val MRR@10  fused  p vs start
+         0.00      0     0.5000      0.5500 0.6000           – *
+         1.00      4     0.6000      0.6000 0.6200        0.41
     """
-    lines = [f"{'epoch':>5}  {'step':>5}  {'val MRR@3':>9}  {'val MRR@10':>10}"]
+    fused = any("mrr@10_fused" in h for h in history)
+    lines = [
+        f"{'epoch':>5}  {'step':>5}  {'val MRR@3':>9}  {'val MRR@10':>10}"
+        + ("  fused  p vs start" if fused else "")
+    ]
     for h in history:
         mark = " *" if selected_step is not None and int(h["step"]) == int(selected_step) else ""
-        lines.append(f"{h['epoch']:5.2f}  {int(h['step']):5d}  {h['mrr@3']:9.4f}  {h['mrr@10']:10.4f}{mark}")
+        extra = ""
+        if fused:
+            p = h.get("p_vs_start")
+            extra = f" {h.get('mrr@10_fused', float('nan')):6.4f}  {'–' if p is None else f'{p:.2g}':>10}"
+        lines.append(
+            f"{h['epoch']:5.2f}  {int(h['step']):5d}  {h['mrr@3']:9.4f}  {h['mrr@10']:10.4f}{extra}{mark}"
+        )
     return "\n".join(lines)
+
+
+def kept_start_note(metrics: dict[str, Any]) -> str | None:
+    """The line ``hn train`` prints when cross-fitting's significance rule kept the starting model, else ``None``.
+
+    Example:
+        >>> curve = [{"epochs": 0, "p_vs_start": None}, {"epochs": 1, "p_vs_start": 0.41}]
+        >>> kept_start_note({"cross_fit": {"epochs": 0, "best_epochs": 1, "alpha": 0.05, "curve": curve}})
+        'cross-fitting kept the starting model: 1 epoch(s) led, but p = 0.41 against the start is not below --selection-alpha 0.05'
+        >>> kept_start_note({"cross_fit": {"epochs": 1, "best_epochs": 1, "alpha": 0.05, "curve": curve}}) is None
+        True
+    """
+    cross_fit = metrics.get("cross_fit") or {}
+    if not cross_fit.get("best_epochs") or cross_fit.get("epochs") != 0:
+        return None
+    best = cross_fit["curve"][cross_fit["best_epochs"]]
+    return (
+        f"cross-fitting kept the starting model: {cross_fit['best_epochs']} epoch(s) led, but p = "
+        f"{best['p_vs_start']:.3g} against the start is not below --selection-alpha {cross_fit['alpha']}"
+    )
 
 
 def training_metrics(kept: KeptModel, settings: FineTuneSettings) -> dict[str, Any]:
@@ -59,7 +103,13 @@ def training_metrics(kept: KeptModel, settings: FineTuneSettings) -> dict[str, A
     }
     if kept.decision is not None:
         decision = kept.decision
-        metrics["cross_fit"] = {"folds": decision.folds, "epochs": decision.epochs, "curve": decision.curve}
+        metrics["cross_fit"] = {
+            "folds": decision.folds,
+            "epochs": decision.epochs,
+            "best_epochs": decision.best_epochs,
+            "alpha": decision.alpha,
+            "curve": decision.curve,
+        }
     return metrics
 
 
@@ -84,6 +134,7 @@ def hyperparameters(settings: FineTuneSettings, eval_dataset_given: bool) -> dic
         else s.validation_fraction,
         "selection": s.selection,
         "folds": s.folds if s.selection == "cross-fit" else None,
+        "selection_alpha": s.selection_alpha if s.selection == "cross-fit" else None,
         "first_stage_top_k": s.first_stage_top_k,
     }
 

@@ -124,7 +124,9 @@ def run_cross_fit(
         del fold_fit
         gc.collect()
         fold_evaluators.append(evaluator)
-    decision = choose_by_cross_fitting(fold_evaluators, fuse=settings.choose_fusion)
+    decision = choose_by_cross_fitting(
+        fold_evaluators, fuse=settings.choose_fusion, alpha=settings.selection_alpha
+    )
     fit = run(train_part=dataset, evaluator=None, epochs=decision.epochs, work=work, resume=settings.resume)
     fit.stats["records_validation_queries"] = 0
     history = [
@@ -134,6 +136,7 @@ def run_cross_fit(
             "mrr@3": c["mrr@3"],
             "mrr@10": c["mrr@10"],
             **({"mrr@10_fused": c["mrr@10_fused"]} if c["mrr@10_fused"] is not None else {}),
+            **({"p_vs_start": c["p_vs_start"]} if c.get("p_vs_start") is not None else {}),
         }
         for c in decision.curve
     ]

@@ -7,6 +7,10 @@ pools the held-out scores, so every train query validates exactly one model. :fu
 picks the epoch count (0 = keep the starting model) and the fusion weight with the best pooled MRR@10; the final
 model is trained on all train queries for that many epochs (:func:`hn_plugins.training.fine_tune_reranker` with
 ``selection="cross-fit"``).
+
+With ``alpha`` set, a best epoch count above 0 must also beat the starting model on the same pooled queries in a
+paired permutation test (:func:`hn_plugins.significance.paired_permutation_test`, p < ``alpha``); a smaller gain
+keeps the starting model, so a fine-tuned model ships only when its held-out gain is more than noise.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from hn_plugins.fusion import Normalization, ScoreFusion, choose_fusion_weight
+from hn_plugins.fusion import Normalization, ScoreFusion, choose_fusion_weight, fused_reciprocal_ranks
+from hn_plugins.significance import paired_permutation_test
 from hn_plugins.training.evaluator import mrr_at_k
 
 logger = logging.getLogger(__name__)
@@ -33,10 +38,13 @@ class CrossFitDecision:
     Args:
         epochs: epochs to train the final model for (0: keep the starting model).
         fusion: the fusion weight chosen on the pooled held-out queries (``None``: not chosen).
-        curve: one entry per epoch count: ``{"epochs", "mrr@3", "mrr@10", "mrr@10_fused", "weight"}`` (pooled
-            held-out values; the fused ones are ``None`` without fusion).
+        curve: one entry per epoch count: ``{"epochs", "mrr@3", "mrr@10", "mrr@10_fused", "weight",
+            "p_vs_start"}`` (pooled held-out values; the fused ones are ``None`` without fusion; ``p_vs_start``:
+            paired permutation p of that epoch count against 0 epochs on the selection metric, ``None`` for 0).
         queries: pooled held-out queries.
         folds: number of folds.
+        best_epochs: the epoch count with the best pooled value, before the significance rule.
+        alpha: the significance rule's threshold (``None``: no rule).
 
     Example:
         >>> d = CrossFitDecision(epochs=0, fusion=None, curve=[], queries=10, folds=5)
@@ -49,12 +57,20 @@ class CrossFitDecision:
     curve: list[dict[str, Any]] = field(default_factory=list)
     queries: int = 0
     folds: int = 0
+    best_epochs: int | None = None
+    alpha: float | None = None
+
+    @property
+    def kept_start_by_rule(self) -> bool:
+        """True when the best pooled epoch count trained, but not significantly better than the starting model."""
+        return bool(self.best_epochs) and self.epochs == 0
 
 
 def choose_by_cross_fitting(
     evaluators: Sequence[Any],
     fuse: bool = True,
     normalization: Normalization = "z",
+    alpha: float | None = None,
 ) -> CrossFitDecision:
     """Pool the recorded held-out scores of each fold's evaluator and pick the epoch count and fusion weight.
 
@@ -64,10 +80,13 @@ def choose_by_cross_fitting(
             ``i`` epochs).
         fuse: also choose a fusion weight with the first stage (needs the evaluators' first-stage scores).
         normalization: per-query normalisation of the fused scores.
+        alpha: keep the starting model unless the best epoch count beats it with a paired permutation p below
+            ``alpha`` on the pooled per-query MRR@10 (fused when ``fuse``); ``None``: no such rule.
 
     Returns:
         :class:`CrossFitDecision`. The epoch count maximises the pooled MRR@10 (fused with its best weight when
-        ``fuse``); ties go to fewer epochs (the starting model first).
+        ``fuse``); ties go to fewer epochs (the starting model first); with ``alpha``, 0 unless that maximum is
+        significantly above the starting model.
 
     Raises:
         ValueError: no evaluator, or one that recorded nothing.
@@ -82,6 +101,8 @@ def choose_by_cross_fitting(
         ...                {"epoch": 1.0, "step": 5, "scores": [np.array([0.1, 0.9])]}]
         >>> choose_by_cross_fitting([ev], fuse=False).epochs
         1
+        >>> choose_by_cross_fitting([ev], fuse=False, alpha=0.05).epochs  # one query cannot show significance
+        0
     """
     if not evaluators:
         raise ValueError("choose_by_cross_fitting() needs at least one fold evaluator.")
@@ -97,6 +118,7 @@ def choose_by_cross_fitting(
     fuse = fuse and all(ev.first_stage_scores is not None for ev in evaluators)
     curve: list[dict[str, Any]] = []
     fusions: list[ScoreFusion | None] = []
+    per_query: list[np.ndarray] = []
     for i in range(min(counts)):
         pooled, rr3, rr10 = [], [], []
         for ev in evaluators:
@@ -114,14 +136,16 @@ def choose_by_cross_fitting(
             "mrr@10": float(np.mean(rr10)),
             "mrr@10_fused": None,
             "weight": None,
+            "p_vs_start": None,
         }
         fusion = None
+        values = np.asarray(rr10, dtype=np.float64)
         if fuse:
             # fuse holds only when every evaluator has first-stage scores, so no pooled entry carries None
-            weight, by_weight = choose_fusion_weight(
-                cast("list[tuple[np.ndarray, list[float], list[bool]]]", pooled), normalization=normalization
-            )
+            scored = cast("list[tuple[np.ndarray, list[float], list[bool]]]", pooled)
+            weight, by_weight = choose_fusion_weight(scored, normalization=normalization)
             entry["mrr@10_fused"], entry["weight"] = by_weight[weight], weight
+            values = fused_reciprocal_ranks(scored, weight, normalization=normalization)
             fusion = ScoreFusion(
                 weight=weight,
                 normalization=normalization,
@@ -134,10 +158,26 @@ def choose_by_cross_fitting(
                     "method": f"cross-fit, {len(evaluators)} folds",
                 },
             )
+        if i > 0:
+            entry["p_vs_start"] = paired_permutation_test(values, per_query[0])
         curve.append(entry)
         fusions.append(fusion)
+        per_query.append(values)
     key = "mrr@10_fused" if fuse else "mrr@10"
     best = max(range(len(curve)), key=lambda i: (round(curve[i][key], 12), -i))
+    chosen = best
+    if alpha is not None and best > 0 and not curve[best]["p_vs_start"] < alpha:
+        chosen = 0
+        logger.info(
+            "Cross-fitting keeps the starting model: %d epoch(s) scored %.4f against %.4f on %d held-out queries, "
+            "p = %.3g, not below %.3g.",
+            best,
+            curve[best][key],
+            curve[0][key],
+            len(pooled),
+            curve[best]["p_vs_start"],
+            alpha,
+        )
     logger.info(
         "Cross-fitting (%d folds, %d held-out queries): %s",
         len(evaluators),
@@ -149,5 +189,11 @@ def choose_by_cross_fitting(
         ),
     )
     return CrossFitDecision(
-        epochs=best, fusion=fusions[best], curve=curve, queries=len(pooled), folds=len(evaluators)
+        epochs=chosen,
+        fusion=fusions[chosen],
+        curve=curve,
+        queries=len(pooled),
+        folds=len(evaluators),
+        best_epochs=best,
+        alpha=alpha,
     )

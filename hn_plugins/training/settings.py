@@ -50,6 +50,10 @@ class FineTuneSettings:
             ``resume`` applies to the final training.
         validation_fraction: share of train queries held out for validation (``selection="holdout"``).
         folds: number of folds for ``selection="cross-fit"``.
+        selection_alpha: with ``selection="cross-fit"``, train (epochs > 0) only when the best epoch count beats
+            the starting model on the pooled held-out queries with a two-sided paired permutation p below this
+            value (per-query MRR@10, each fused with its own chosen weight); otherwise keep the starting model
+            (with its fusion weight). ``None``: take the best pooled value however small the gain.
         first_stage_top_k: BM25 candidates reranked per validation query.
         eval_steps: validate every ``eval_steps`` steps (default: once per epoch).
         early_stopping_patience: stop after this many evaluations without improvement (``None``: never).
@@ -90,6 +94,7 @@ class FineTuneSettings:
     selection: Literal["holdout", "cross-fit"] = "holdout"
     validation_fraction: float = 0.2
     folds: int = 5
+    selection_alpha: float | None = 0.05
     first_stage_top_k: int = 100
     eval_steps: int | None = None
     early_stopping_patience: int | None = 2
@@ -115,6 +120,11 @@ class FineTuneSettings:
             raise TrainingError(f"num_negatives must be >= 1 or None, got {self.num_negatives}.")
         if self.selection not in SELECTIONS:
             raise TrainingError(f"selection must be 'holdout' or 'cross-fit', got {self.selection!r}.")
+        if self.selection_alpha is not None and not 0.0 < self.selection_alpha <= 1.0:
+            raise TrainingError(
+                f"selection_alpha must be in (0, 1] (e.g. 0.05), or None to train whenever the pooled gain is "
+                f"positive; got {self.selection_alpha!r}."
+            )
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

@@ -95,3 +95,80 @@ def test_ties_keep_the_starting_model_and_empty_records_are_refused(cranfield_tr
     ev.recorded = [{"epoch": float(e), "step": e, "scores": same} for e in range(3)]
     decision = choose_by_cross_fitting([ev])  # no first-stage scores: unfused choice
     assert decision.epochs == 0 and decision.fusion is None
+
+
+def _recorded_folds(dataset, epochs_scores, folds=3, top_k=20):
+    """Fold evaluators of ``dataset`` whose recorded scores are ``epochs_scores(epoch, ev, q)`` per query."""
+    evaluators = []
+    for _, held in dataset.folds(folds, seed=0):
+        scored = bm25_scored_candidates(held, held.judged_query_ids, top_k=top_k)
+        ev = RerankingMRREvaluator(
+            held,
+            candidates={q: [d for d, _ in r] for q, r in scored.items()},
+            first_stage_scores={q: [s for _, s in r] for q, r in scored.items()},
+            first_stage_name="bm25",
+            write_csv=False,
+            record_scores=True,
+        )
+        for epoch in range(3):
+            scores = [epochs_scores(epoch, ev, q) for q in ev.query_ids]
+            ev.recorded.append({"epoch": float(epoch), "step": epoch, "scores": scores})
+        evaluators.append(ev)
+    return evaluators
+
+
+def _pooled_fused_rr(evaluators, epoch, weight):
+    values = []
+    for ev in evaluators:
+        for q, s in zip(ev.query_ids, ev.recorded[epoch]["scores"], strict=True):
+            fused = weight * _z(s) + (1 - weight) * _z(ev.first_stage_scores[q])
+            ranked = [ev.candidates[q][i] for i in np.argsort(-fused, kind="stable")]
+            values.append(mrr_at_k(ranked, ev.dataset.positives(q), 10))
+    return np.array(values)
+
+
+def test_the_significance_rule_trains_on_a_clear_gain_and_reports_its_p(cranfield_train):
+    """A gain on most of 90 pooled queries passes alpha=0.05; p_vs_start is the paired test of the fused values."""
+    from hn_plugins.significance import paired_permutation_test
+
+    rng = np.random.default_rng(0)
+
+    def scores(epoch, ev, q):
+        relevant = np.array([float(d in ev.dataset.positives(q)) for d in ev.candidates[q]])
+        return relevant * 2 * epoch + rng.normal(size=relevant.size)
+
+    evaluators = _recorded_folds(cranfield_train, scores)
+    plain = choose_by_cross_fitting(evaluators)
+    ruled = choose_by_cross_fitting(evaluators, alpha=0.05)
+    assert ruled.epochs == plain.epochs == ruled.best_epochs > 0 and not ruled.kept_start_by_rule
+    assert ruled.fusion == plain.fusion and ruled.alpha == 0.05 and plain.alpha is None
+    best = ruled.curve[ruled.epochs]
+    expected = paired_permutation_test(
+        _pooled_fused_rr(evaluators, ruled.epochs, best["weight"]),
+        _pooled_fused_rr(evaluators, 0, ruled.curve[0]["weight"]),
+    )
+    assert best["p_vs_start"] == pytest.approx(expected) and expected < 0.05
+    assert ruled.curve[0]["p_vs_start"] is None
+
+
+def test_the_significance_rule_keeps_the_start_on_a_gain_of_one_query(cranfield_train):
+    """Training that lifts one query of 90 is the best pooled value, but not significant: the start is kept."""
+    lifted: list[str] = []
+
+    def scores(
+        epoch, ev, q
+    ):  # the first-stage order, except that later epochs rank one query's positive first
+        first = np.asarray(ev.first_stage_scores[q], dtype=float)
+        relevant = np.array([d in ev.dataset.positives(q) for d in ev.candidates[q]])
+        if epoch > 0 and not lifted and relevant.any() and not relevant[int(np.argmax(first))]:
+            lifted.append(q)  # the first query whose positive BM25 ranks below another candidate
+        if epoch > 0 and lifted == [q]:
+            return 10.0 * relevant + first / 1e3
+        return first
+
+    evaluators = _recorded_folds(cranfield_train, scores)
+    plain = choose_by_cross_fitting(evaluators, fuse=False)
+    ruled = choose_by_cross_fitting(evaluators, fuse=False, alpha=0.05)
+    assert plain.epochs == 1 and plain.curve[1]["mrr@10"] > plain.curve[0]["mrr@10"]
+    assert ruled.epochs == 0 and ruled.best_epochs == 1 and ruled.kept_start_by_rule
+    assert ruled.curve[1]["p_vs_start"] >= 0.05 and ruled.fusion is None

@@ -108,6 +108,15 @@ def test_bad_settings_are_refused_before_loading(tmp_path, small_records, cranfi
         fine_tune_reranker(
             result, cranfield_train, "all-MiniLM-L6-v2", selection="kfold", output_dir=tmp_path
         )  # type: ignore[arg-type]
+    with pytest.raises(TrainingError, match=r"selection_alpha must be in \(0, 1\]"):
+        fine_tune_reranker(
+            result,
+            cranfield_train,
+            "all-MiniLM-L6-v2",
+            selection="cross-fit",
+            selection_alpha=0.0,
+            output_dir=tmp_path,
+        )
     with pytest.raises(TrainingError, match="drop eval_dataset"):
         fine_tune_reranker(
             result,
@@ -309,7 +318,10 @@ def test_cli_registers_train_and_bootstrap():
         ]
     )
     assert args.kind == "bi" and args.loss == "in-batch" and args.epochs == 2 and callable(args.func)
-    assert args.selection == "cross-fit" and args.folds == 3
+    assert args.selection == "cross-fit" and args.folds == 3 and args.selection_alpha == 0.05
+    base = ["train", "t", "--data", "d", "--base-model", "m", "--out", "o", "--selection-alpha"]
+    assert parser.parse_args([*base, "0.2"]).selection_alpha == 0.2
+    assert parser.parse_args([*base, "0"]).selection_alpha == 0.0  # no test: train on any pooled gain
     assert (
         parser.parse_args(["train", "t", "--data", "d", "--base-model", "m", "--out", "o"]).selection
         == "holdout"

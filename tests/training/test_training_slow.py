@@ -204,7 +204,11 @@ def test_cross_fit_selection_trains_folds_then_the_chosen_epochs(tmp_path, tiny,
     assert cf["folds"] == 2 and [c["epochs"] for c in cf["curve"]] == [0, 1, 2]
     assert first.metrics["validation_queries"] == len(tiny["train"].judged_query_ids)  # every query validates
     fused = [c["mrr@10_fused"] for c in cf["curve"]]
-    assert cf["epochs"] == fused.index(max(fused))  # the best pooled epoch count, earliest on ties
+    assert cf["best_epochs"] == fused.index(max(fused))  # the best pooled epoch count, earliest on ties
+    significant = cf["best_epochs"] > 0 and cf["curve"][cf["best_epochs"]]["p_vs_start"] < cf["alpha"] == 0.05
+    assert cf["epochs"] == (
+        cf["best_epochs"] if significant else 0
+    )  # the default rule: train only if significant
     assert (
         first.fusion is not None and folder_fusion(first.path).weight == cf["curve"][cf["epochs"]]["weight"]
     )

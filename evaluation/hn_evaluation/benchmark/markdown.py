@@ -123,7 +123,8 @@ def _training(training: Mapping[str, Any]) -> list[str]:
         "## Training (validation on train queries, never test)",
         "",
         "`holdout`: 20% of the train queries held out; `cross-fit`: every train query, held out of one fold model"
-        " (the values are pooled over the folds; `final` = trained on all train queries for the chosen epochs).",
+        " (the values are pooled over the folds; `final` = trained on all train queries for the chosen epochs;"
+        " `base (n ep., p)` = n epochs scored best but not significantly above the starting model, which is kept).",
         "",
         "| strategy | seed | validation | rows | steps | seconds | val MRR@10 start | val MRR@10 kept | kept |"
         " fusion weight | val MRR@10 fused |",
@@ -138,10 +139,19 @@ def _training(training: Mapping[str, Any]) -> list[str]:
                 f"| {n} | {t['seed']} | {t.get('selection') or 'holdout'} ({t.get('validation_queries', '?')} q) | "
                 f"{t.get('train_rows')} | {t.get('steps')} | {t.get('train_seconds')} | "
                 f"{'–' if start is None else f'{start:.3f}'} | {'–' if kept is None else f'{kept:.3f}'} | "
-                f"{t.get('selected')} | {fusion.get('weight', '–')} | {'–' if fused is None else f'{fused:.3f}'} |"
+                f"{_kept(t)} | {fusion.get('weight', '–')} | {'–' if fused is None else f'{fused:.3f}'} |"
             )
     parts.append("")
     return parts + _adaptation(training)
+
+
+def _kept(run: Mapping[str, Any]) -> str:
+    """The training table's ``kept`` cell: ``final``/``base``, and why ``base`` when the significance rule chose it."""
+    best = run.get("best_epochs")
+    if run.get("selected") != "base" or not best:
+        return str(run.get("selected"))
+    p = next((h.get("p_vs_start") for h in run.get("validation_curve") or [] if h.get("epoch") == best), None)
+    return f"base ({best} ep., p {p:.2g})" if p is not None else f"base ({best} ep.)"
 
 
 def _adaptation(training: Mapping[str, Any]) -> list[str]:

@@ -120,6 +120,11 @@ def _training_entry(trained: Any, seed: int, adaptation: dict[str, Any] | None) 
         "validation_curve": trained.history,
         "selection": m.get("selection"),
         "validation_queries": m.get("validation_queries"),
+        **(
+            {"best_epochs": m["cross_fit"].get("best_epochs"), "selection_alpha": m["cross_fit"].get("alpha")}
+            if m.get("cross_fit")
+            else {}
+        ),
         "fusion": trained.fusion.to_dict() if trained.fusion is not None else None,
         **({"adaptation": adaptation} if adaptation is not None else {}),
     }
@@ -173,6 +178,7 @@ def train_row(
         choose_fusion=choose_fusion,
         selection=row.selection,
         folds=DEFAULT_STRATEGY["folds"],
+        selection_alpha=DEFAULT_STRATEGY["selection_alpha"],
     )
     adapted = Path(start) if adaptation is not None and adaptation["started_from_adapted"] else None
     return TrainedRow(trained, _training_entry(trained, seed, adaptation), model_dir, adapted)

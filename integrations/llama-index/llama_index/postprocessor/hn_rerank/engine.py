@@ -75,8 +75,8 @@ class BaseHardNegativeFinetuneEngine:
         miner_kwargs: more :class:`hn_plugins.HardNegativeMiner` arguments (``sampling_strategy``,
             ``relative_margin``, ``index``, ...).
         train_kwargs: more :func:`hn_plugins.fine_tune_reranker` arguments (``margin``,
-            ``validation_fraction``, ``early_stopping_patience``, ``keep_base_if_better``, ``selection="cross-fit"``,
-            ...).
+            ``validation_fraction``, ``early_stopping_patience``, ``keep_base_if_better``, ``selection="cross-fit"``
+            with ``selection_alpha`` (0.05: train only on a significant pooled gain; ``None``: on any gain), ...).
 
     Example:
         >>> engine = BaseHardNegativeFinetuneEngine.from_index(  # doctest: +SKIP

@@ -260,7 +260,8 @@ def train_from_document_store(
     See :meth:`HardNegativeRanker.from_document_store` for the arguments (``batch_size`` here is the training
     batch size). ``miner_kwargs`` go to ``HardNegativeMiner`` (e.g. ``{"relative_margin": 0.05}`` for the
     ``positive-aware`` selector), ``trainer_kwargs`` to ``fine_tune_reranker`` (e.g. ``{"margin": 0.3}``, or
-    ``{"selection": "cross-fit"}`` to choose the epochs and the fusion weight on folds of all the QA pairs).
+    ``{"selection": "cross-fit"}`` to choose the epochs and the fusion weight on folds of all the QA pairs; it
+    trains only when the pooled gain over the starting model has p < ``selection_alpha``, 0.05 by default).
     The mined triplets and the mining diagnostics are written into the model folder as
     ``<output_dir>/mining/triplets.jsonl`` and ``diagnostics.json``, so that every negative can be audited.
 

@@ -1,0 +1,1 @@
+"""Experiment: see README.md in this folder."""
