@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from hn_plugins.cli.validation import (
+    add_selection_alpha,
     bounded_float,
     bounded_int,
     non_negative_int,
@@ -142,13 +143,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--folds", type=bounded_int(2), default=5, help="folds of --selection cross-fit (default: 5)"
     )
-    parser.add_argument(
-        "--selection-alpha",
-        type=bounded_float(0.0, 1.0, low_open=True, also=(0.0,), meaning="(0: no test)"),
-        default=0.05,
-        help="with --selection cross-fit, train only when the chosen epochs beat the starting model on the pooled "
-        "held-out queries with a paired permutation p below this (default: 0.05; 0: whenever the gain is positive)",
-    )
+    add_selection_alpha(parser)
     parser.add_argument("--epochs", type=positive_int, default=4, help="maximum epochs (default: 4)")
     parser.add_argument("--lr", type=positive_float, default=2e-5, help="learning rate (default: 2e-5)")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="rows per step (default: 16)")

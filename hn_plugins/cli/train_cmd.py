@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from hn_plugins.cli.validation import (
-    bounded_float,
+    add_selection_alpha,
     bounded_int,
     fraction_open,
     non_negative_float,
@@ -175,12 +175,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--folds", type=bounded_int(2), default=5, help="folds for --selection cross-fit (default: 5)"
     )
-    parser.add_argument(
-        "--selection-alpha",
-        type=bounded_float(0.0, 1.0, low_open=True, also=(0.0,), meaning="(0: no test)"),
-        default=0.05,
-        help="with --selection cross-fit, train only when the chosen epochs beat the starting model on the pooled "
-        "held-out queries with a paired permutation p below this (default: 0.05; 0: whenever the gain is positive)",
-    )
+    add_selection_alpha(parser)
     parser.add_argument("--json", type=Path, default=None, help="also write the curve and metrics as JSON")
     parser.set_defaults(func=run)

@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Sequence
 
 __all__ = [
+    "add_selection_alpha",
     "bounded_float",
     "bounded_int",
     "finite_float",
@@ -34,6 +35,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "probability",
+    "selection_alpha",
 ]
 
 
@@ -162,7 +164,20 @@ non_negative_float = bounded_float(0.0)
 finite_float = bounded_float()
 #: A p-value threshold in ``(0, 1]``.
 probability = bounded_float(0.0, 1.0, low_open=True)
+#: ``--selection-alpha``: cross-fitting's significance level, in ``(0, 1]``; 0 turns the test off.
+selection_alpha = bounded_float(0.0, 1.0, low_open=True, also=(0.0,), meaning="(0: no test)")
 #: ``--variance``: the share of variance PCA keeps, in ``(0, 1)``; 0 or 1 turns PCA off.
 pca_variance = bounded_float(
     0.0, 1.0, low_open=True, high_open=True, also=(0.0, 1.0), meaning="to turn PCA off"
 )
+
+
+def add_selection_alpha(parser: argparse.ArgumentParser) -> None:
+    """Add ``--selection-alpha`` (cross-fitting's significance level; ``hn train`` and ``hn retrain``)."""
+    parser.add_argument(
+        "--selection-alpha",
+        type=selection_alpha,
+        default=0.05,
+        help="with --selection cross-fit, train only when the chosen epochs beat the starting model on the pooled "
+        "held-out queries with a paired permutation p below this (default: 0.05; 0: on any gain)",
+    )

@@ -29,74 +29,6 @@ def _z(x):
     return (x - x.mean()) / x.std() if x.std() > 0 else np.zeros_like(x)
 
 
-def test_choice_matches_a_brute_force_over_epochs_and_weights(cranfield_train):
-    """Recorded fold scores (seeded noise around BM25 order) give the epoch/weight a brute force finds."""
-    rng = np.random.default_rng(0)
-    evaluators = []
-    for _, held in cranfield_train.folds(3, seed=0):
-        scored = bm25_scored_candidates(held, held.judged_query_ids, top_k=20)
-        ev = RerankingMRREvaluator(
-            held,
-            candidates={q: [d for d, _ in r] for q, r in scored.items()},
-            first_stage_scores={q: [s for _, s in r] for q, r in scored.items()},
-            first_stage_name="bm25",
-            write_csv=False,
-            record_scores=True,
-        )
-        for epoch in range(3):  # noise shrinks with epochs: later "checkpoints" find more positives
-            ev.recorded.append(
-                {
-                    "epoch": float(epoch),
-                    "step": epoch,
-                    "scores": [
-                        np.array([float(d in held.positives(q)) for d in ev.candidates[q]]) * epoch
-                        + rng.normal(size=len(ev.candidates[q]))
-                        for q in ev.query_ids
-                    ],
-                }
-            )
-        evaluators.append(ev)
-    decision = choose_by_cross_fitting(evaluators)
-
-    brute = {}
-    for epoch in range(3):
-        for w in [round(0.1 * i, 1) for i in range(11)]:
-            values = []
-            for ev in evaluators:
-                for q, s in zip(ev.query_ids, ev.recorded[epoch]["scores"], strict=True):
-                    fused = w * _z(s) + (1 - w) * _z(ev.first_stage_scores[q])
-                    ranked = [ev.candidates[q][i] for i in np.argsort(-fused, kind="stable")]
-                    values.append(mrr_at_k(ranked, ev.dataset.positives(q), 10))
-            brute[(epoch, w)] = float(np.mean(values))
-    best = max(brute.values())
-    assert decision.curve[decision.epochs]["mrr@10_fused"] == pytest.approx(best)
-    assert (decision.epochs, decision.fusion.weight) in {
-        k for k, v in brute.items() if v == pytest.approx(best)
-    }
-    assert decision.queries == len(cranfield_train.judged_query_ids) and decision.folds == 3
-    assert decision.fusion.validation["queries"] == decision.queries
-    for epoch in range(3):  # unfused pooled MRR@10 = the weight-1 brute force
-        assert decision.curve[epoch]["mrr@10"] == pytest.approx(brute[(epoch, 1.0)])
-    assert decision.epochs > 0  # the signal grows with epochs, so training beats the start here
-
-
-def test_ties_keep_the_starting_model_and_empty_records_are_refused(cranfield_train):
-    _, held = cranfield_train.folds(2)[0]
-    scored = bm25_scored_candidates(held, held.judged_query_ids, top_k=10)
-    ev = RerankingMRREvaluator(
-        held,
-        candidates={q: [d for d, _ in r] for q, r in scored.items()},
-        write_csv=False,
-        record_scores=True,
-    )
-    with pytest.raises(ValueError, match="recorded no scores"):
-        choose_by_cross_fitting([ev])
-    same = [np.arange(len(ev.candidates[q]), 0, -1, dtype=float) for q in ev.query_ids]
-    ev.recorded = [{"epoch": float(e), "step": e, "scores": same} for e in range(3)]
-    decision = choose_by_cross_fitting([ev])  # no first-stage scores: unfused choice
-    assert decision.epochs == 0 and decision.fusion is None
-
-
 def _recorded_folds(dataset, epochs_scores, folds=3, top_k=20):
     """Fold evaluators of ``dataset`` whose recorded scores are ``epochs_scores(epoch, ev, q)`` per query."""
     evaluators = []
@@ -125,6 +57,51 @@ def _pooled_fused_rr(evaluators, epoch, weight):
             ranked = [ev.candidates[q][i] for i in np.argsort(-fused, kind="stable")]
             values.append(mrr_at_k(ranked, ev.dataset.positives(q), 10))
     return np.array(values)
+
+
+def test_choice_matches_a_brute_force_over_epochs_and_weights(cranfield_train):
+    """Recorded fold scores (seeded noise around BM25 order) give the epoch/weight a brute force finds."""
+    rng = np.random.default_rng(0)
+
+    def scores(epoch, ev, q):  # noise shrinks with epochs: later "checkpoints" find more positives
+        relevant = np.array([float(d in ev.dataset.positives(q)) for d in ev.candidates[q]])
+        return relevant * epoch + rng.normal(size=relevant.size)
+
+    evaluators = _recorded_folds(cranfield_train, scores)
+    decision = choose_by_cross_fitting(evaluators)
+
+    brute = {
+        (epoch, w): float(_pooled_fused_rr(evaluators, epoch, w).mean())
+        for epoch in range(3)
+        for w in [round(0.1 * i, 1) for i in range(11)]
+    }
+    best = max(brute.values())
+    assert decision.curve[decision.epochs]["mrr@10_fused"] == pytest.approx(best)
+    assert (decision.epochs, decision.fusion.weight) in {
+        k for k, v in brute.items() if v == pytest.approx(best)
+    }
+    assert decision.queries == len(cranfield_train.judged_query_ids) and decision.folds == 3
+    assert decision.fusion.validation["queries"] == decision.queries
+    for epoch in range(3):  # unfused pooled MRR@10 = the weight-1 brute force
+        assert decision.curve[epoch]["mrr@10"] == pytest.approx(brute[(epoch, 1.0)])
+    assert decision.epochs > 0  # the signal grows with epochs, so training beats the start here
+
+
+def test_ties_keep_the_starting_model_and_empty_records_are_refused(cranfield_train):
+    _, held = cranfield_train.folds(2)[0]
+    scored = bm25_scored_candidates(held, held.judged_query_ids, top_k=10)
+    ev = RerankingMRREvaluator(
+        held,
+        candidates={q: [d for d, _ in r] for q, r in scored.items()},
+        write_csv=False,
+        record_scores=True,
+    )
+    with pytest.raises(ValueError, match="recorded no scores"):
+        choose_by_cross_fitting([ev])
+    same = [np.arange(len(ev.candidates[q]), 0, -1, dtype=float) for q in ev.query_ids]
+    ev.recorded = [{"epoch": float(e), "step": e, "scores": same} for e in range(3)]
+    decision = choose_by_cross_fitting([ev])  # no first-stage scores: unfused choice
+    assert decision.epochs == 0 and decision.fusion is None
 
 
 def test_the_significance_rule_trains_on_a_clear_gain_and_reports_its_p(cranfield_train):
