@@ -184,6 +184,24 @@ def test_positive_aware_matches_sentence_transformers_relative_margin(static_mod
     assert same == len(b), f"{len(b) - same} of {len(b)} pairs differ"
 
 
+def test_st_selector_runs_when_another_engine_embeds_the_member(shared_data, tmp_path):
+    """``st`` needs sentence-transformers' model; a member named under the default engine (numpy for the static
+    model) gets it loaded by name, and mines exactly what the PyTorch member mines."""
+    ds = load_beir(shared_data / "python-docs-faq", split="train")
+
+    def mine(engine: str) -> MiningResult:
+        ensemble = EmbedderEnsemble(["static-model"], cache_dir=tmp_path / engine, engine=engine)
+        return (
+            HardNegativeMiner(ensemble, None, selector="st", num_negatives=2, candidates=50).fit(ds).mine(ds)
+        )
+
+    default_engine, torch_engine = mine("auto"), mine("torch")
+    assert type(EmbedderEnsemble(["static-model"]).members[0].encoder).__name__ == "StaticEncoder"
+    got = {(r.query_id, r.positive_id): r.negative_ids for r in default_engine.records}
+    assert got == {(r.query_id, r.positive_id): r.negative_ids for r in torch_engine.records}
+    assert sum(len(v) == 2 for v in got.values()) >= 10
+
+
 def test_bad_input(fitted, cranfield_train):
     miner, _ = fitted
     with pytest.raises(ValueError, match="Unknown selector"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 
 from hn_plugins.data import DatasetError, RetrievalDataset
 from hn_plugins.embedders import EmbedderEnsemble, l2_normalize
+from hn_plugins.encoding import is_sentence_transformer
 from hn_plugins.index import CandidateIndex, IndexKind
 from hn_plugins.mining.named_selectors import get_selector
 from hn_plugins.mining.result import MiningResult
@@ -224,9 +226,12 @@ class HardNegativeMiner:
             context.query_vectors = dict(zip(qids, vectors, strict=True))
             context.index = self.index_
         if self.ensemble is not None and self.ensemble.members:
-            first = self.ensemble.members[0].encoder
-            if hasattr(first, "tokenize") and hasattr(first, "encode"):
-                context.extras["sentence_transformer"] = first
+            first = self.ensemble.members[0]
+            if is_sentence_transformer(first.encoder):
+                context.extras["sentence_transformer"] = first.encoder
+            elif isinstance(first.spec, (str, os.PathLike)):
+                # a member run by onnxruntime or numpy: selectors that need PyTorch load it by this name
+                context.extras["sentence_transformer_name"] = str(first.spec)
         self.selector.counters = {}
         start = time.perf_counter()
         records = self.selector.select(context)

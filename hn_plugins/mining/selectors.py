@@ -23,6 +23,7 @@ from hn_plugins.bm25 import BM25Index
 from hn_plugins.data import RetrievalDataset
 from hn_plugins.index import CandidateIndex
 from hn_plugins.mining.result import TripletRecord
+from hn_plugins.models import load_sentence_transformer
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ class SelectionContext:
         max_candidates: deepest search when too few candidates qualify (exact index only); ``None`` = corpus size.
         sampling_strategy: ``top`` takes qualifying negatives by rank, ``random`` samples among them.
         show_progress_bar: show progress.
-        extras: selector-specific objects (e.g. a sentence-transformers model for ``st``).
+        extras: selector-specific objects: ``sentence_transformer`` (the first ensemble member when it runs on
+            PyTorch) or ``sentence_transformer_name`` (its name or path when another engine runs it), for ``st``.
     """
 
     dataset: RetrievalDataset
@@ -421,7 +423,8 @@ class SentenceTransformersSelector(NegativeSelector):
     It identifies documents by text, so documents with identical text map to the first id that has it.
 
     Args:
-        model: a SentenceTransformer (default: the miner's first ensemble member).
+        model: a SentenceTransformer (default: the miner's first ensemble member, loaded with PyTorch by its name
+            when onnxruntime or numpy embeds it for the ensemble, because ``mine_hard_negatives`` needs the model).
         kwargs: passed to ``mine_hard_negatives`` (e.g. ``relative_margin=0.05``, ``range_max=100``).
 
     Example:
@@ -442,10 +445,12 @@ class SentenceTransformersSelector(NegativeSelector):
         from sentence_transformers.util import mine_hard_negatives
 
         model = self.model or context.extras.get("sentence_transformer")
+        if model is None and context.extras.get("sentence_transformer_name"):
+            model = load_sentence_transformer(context.extras["sentence_transformer_name"])
         if model is None:
             raise ValueError(
                 "The 'st' selector needs a SentenceTransformer: pass model=... or use it through "
-                "HardNegativeMiner with a sentence-transformers ensemble member."
+                "HardNegativeMiner whose first ensemble member is a model name, path or SentenceTransformer."
             )
         ds = context.dataset
         corpus_texts = [ds.document_text(d) for d in context.doc_ids]
