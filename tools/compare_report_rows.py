@@ -20,12 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hn_evaluation.significance import paired_permutation_test
+from hn_plugins.data import load_beir
 
 logger = logging.getLogger("compare_report_rows")
 
@@ -49,6 +51,7 @@ def compare_rows(
     tolerance: float = 1e-9,
     n_resamples: int = 10000,
     names: tuple[str, str] = ("a", "b"),
+    query_ids: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Paired comparison of ``row_a`` of ``report_a`` with ``row_b`` of ``report_b`` on their shared seeds.
 
@@ -62,14 +65,16 @@ def compare_rows(
         tolerance: largest per-query difference allowed on the reference row.
         n_resamples: sign patterns of the permutation test.
         names: labels of the two reports in the messages.
+        query_ids: compare on these test queries only (e.g. test-unseen's, a part of the test split); each must
+            be in both reports. ``None``: every test query.
 
     Returns:
         ``metric``, ``seeds`` (shared), ``queries``, ``mean_a``, ``mean_b``, ``delta`` (b - a, on the seed means),
         ``p`` (paired permutation test on the per-query seed means) and ``per_seed`` (the same per seed).
 
     Raises:
-        SystemExit: a row without per-query values, no shared seed, other test queries, or a reference row that
-            differs.
+        SystemExit: a row without per-query values, no shared seed, other test queries, a reference row that
+            differs, or a ``query_ids`` entry the reports did not score.
     """
     a = _per_seed_values(report_a, row_a, names[0])
     b = _per_seed_values(report_b, row_b, names[1])
@@ -91,6 +96,14 @@ def compare_rows(
                 f"{reference_row!r} differs between {names[0]} and {names[1]} on seed {s} (up to {worst:.3g} per "
                 "query): the two runs did not evaluate alike, so their rows cannot be compared."
             )
+    if query_ids is not None:
+        missing = sorted(set(query_ids) - set(queries))
+        if missing or not query_ids:
+            raise SystemExit(
+                f"The reports did not score {len(missing)} of the {len(set(query_ids))} queries asked for "
+                f"(e.g. {missing[:3]}); pass queries of their test split."
+            )
+        queries = sorted(set(query_ids))
     per_seed = []
     for s in seeds:
         x = np.array([a[s][q] for q in queries])
@@ -128,7 +141,13 @@ def main() -> None:
     parser.add_argument("--row-b", required=True)
     parser.add_argument("--reference-row", default="none")
     parser.add_argument("--json", type=Path, help="write the comparison here")
+    parser.add_argument("--data", type=Path, help="BEIR folder of --subset-split")
+    parser.add_argument(
+        "--subset-split", help="compare on the judged queries of DATA/qrels/SPLIT.tsv only (e.g. test-unseen)"
+    )
     args = parser.parse_args()
+    if (args.data is None) != (args.subset_split is None):
+        parser.error("--data and --subset-split go together.")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     result = compare_rows(
         json.loads(args.a.read_text(encoding="utf-8")),
@@ -137,6 +156,9 @@ def main() -> None:
         args.row_b,
         reference_row=args.reference_row,
         names=(args.a.as_posix(), args.b.as_posix()),
+        query_ids=(
+            load_beir(args.data, split=args.subset_split).judged_query_ids if args.subset_split else None
+        ),
     )
     logger.info(
         "%s %.4f vs %s %.4f on seeds %s (%d queries): delta %+.4f, p = %.4f",
@@ -150,6 +172,8 @@ def main() -> None:
         result["p"],
     )
     if args.json:
+        if args.subset_split:
+            result["subset_split"] = args.subset_split
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
 

@@ -62,3 +62,19 @@ def test_no_shared_seed_or_missing_row_is_named(script):
         script.compare_rows(report_a, "default", report_b, "default+verify")
     with pytest.raises(SystemExit, match="no per-query values of row 'paper'"):
         script.compare_rows(report_a, "paper", report_b, "default+verify")
+
+
+def test_query_subset_compares_those_queries_only(script):
+    a_values, b_values = [1.0, 0.5, 0.0, 0.5, 1.0, 0.2], [1.0, 1.0, 1.0, 0.5, 0.0, 0.2]
+    report_a = _report([0], {"none": [NONE], "default": [a_values]})
+    report_b = _report([0], {"none": [NONE], "st": [b_values]})
+    subset = ["q1", "q2", "q3"]
+    result = script.compare_rows(report_a, "default", report_b, "st", query_ids=subset)
+    x, y = np.array(a_values[1:4]), np.array(b_values[1:4])
+    assert result["queries"] == 3
+    assert result["delta"] == pytest.approx(y.mean() - x.mean())
+    assert result["p"] == paired_permutation_test(y, x, n_resamples=10000)
+    everything = script.compare_rows(report_a, "default", report_b, "st")
+    assert everything["queries"] == 6 and everything["delta"] != pytest.approx(result["delta"])
+    with pytest.raises(SystemExit, match="did not score 1 of the 2 queries"):
+        script.compare_rows(report_a, "default", report_b, "st", query_ids=["q1", "q9"])
