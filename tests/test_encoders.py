@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from hn_plugins.encoders import (
     CorruptExportError,
     OnnxBiEncoder,
     StaticEncoder,
+    cuda_available,
     export_bi_encoder,
     load_encoder,
     resolve_engine,
@@ -127,6 +129,22 @@ def test_auto_engine_runs_onnx_on_a_cpu_without_importing_torch(tmp_path: Path) 
 
 def test_engine_choices() -> None:
     assert resolve_engine("auto") == "onnx" and resolve_engine("auto", device="cuda:0") == "torch"
+    assert resolve_engine("auto", device="cpu") == "onnx" and resolve_engine("onnx", device="cuda") == "onnx"
+
+
+def test_auto_runs_torch_when_pytorch_sees_a_gpu_and_no_device_is_named(monkeypatch) -> None:
+    """This machine has no GPU: the real PyTorch says so; a stand-in that reports CUDA makes ``auto`` pick torch."""
+
+    assert not cuda_available() and resolve_engine("auto") == "onnx"
+
+    class _Cuda:
+        @staticmethod
+        def is_available() -> bool:
+            return True
+
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=_Cuda))
+    assert cuda_available() and resolve_engine("auto") == "torch"
+    assert resolve_engine("auto", device="cpu") == "onnx"
     with pytest.raises(ValueError, match="engine must be one of auto, torch, onnx, onnx-int8; got 'fast'"):
         EmbedderEnsemble(["all-MiniLM-L6-v2"], engine="fast")
 

@@ -12,6 +12,7 @@ from hn_plugins.lazy import lazy_exports
 _EXPORTS = {
     "AUTO_ENGINE": "hn_plugins.encoders.engines",
     "ENGINES": "hn_plugins.encoders.engines",
+    "cuda_available": "hn_plugins.encoders.engines",
     "resolve_engine": "hn_plugins.encoders.engines",
     "load_encoder": "hn_plugins.encoders.loading",
     "ExportUnsupportedError": "hn_plugins.encoders.onnx_export",

@@ -5,7 +5,8 @@
 - ``torch``: sentence-transformers on PyTorch, as the model was trained.
 - ``onnx``: transformer members exported once to ONNX (fp32) and run with onnxruntime; model2vec members with numpy.
 - ``onnx-int8``: the same with int8 weights.
-- ``auto`` (default): :data:`AUTO_ENGINE` on the CPU, ``torch`` when a GPU device is named.
+- ``auto`` (default): :data:`AUTO_ENGINE` on the CPU, ``torch`` on a GPU (a GPU device named, or none named and
+  PyTorch sees CUDA).
 
 A member the fast path cannot run (an unsupported architecture, an export that disagrees with PyTorch, onnxruntime
 not installed) falls back to PyTorch with one warning that says why. A damaged export in the cache is detected by its
