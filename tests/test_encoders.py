@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -134,7 +135,7 @@ def test_engine_choices() -> None:
 
 def test_auto_runs_torch_when_pytorch_sees_a_gpu_and_no_device_is_named(monkeypatch) -> None:
     """This machine has no GPU: the real PyTorch says so; a stand-in that reports CUDA makes ``auto`` pick torch."""
-
+    monkeypatch.setitem(sys.modules, "torch", importlib.import_module("torch"))  # loaded: the real check runs
     assert not cuda_available() and resolve_engine("auto") == "onnx"
 
     class _Cuda:
