@@ -185,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run.add_argument("--strategies", default="none,zero-shot,paper,default")
     p_run.add_argument("--max-length", type=int, default=None)
     p_run.add_argument("--epochs", type=int, default=None)
+    p_run.add_argument(
+        "--cache", default=None, help="one embedding cache for every size (default: one per run)"
+    )
     p_asm = sub.add_parser("assemble", help="table, JSON and plot from the reports")
     p_asm.add_argument("out", type=Path)
     p_asm.add_argument("--dataset", required=True)
@@ -193,7 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.step == "run":
         settings = {
-            k: v for k, v in {"max_length": args.max_length, "epochs": args.epochs}.items() if v is not None
+            k: v
+            for k, v in {
+                "max_length": args.max_length,
+                "epochs": args.epochs,
+                "cache_dir": args.cache,
+            }.items()
+            if v is not None
         }
         run(args.data, args.out, _sizes(args.sizes), [int(s) for s in args.seeds.split(",")],
             args.strategies.split(","), settings)  # fmt: skip

@@ -65,3 +65,19 @@ def test_assemble_without_reports_names_the_step(tmp_path, benchmark_script):
     module = benchmark_script("learning_curve")
     with pytest.raises(FileNotFoundError, match=r"learning_curve\.py run"):
         module.assemble(tmp_path, "scifact", ["default"])
+
+
+@pytest.mark.slow  # trains the paper row twice
+def test_one_cache_serves_every_size(tmp_path, benchmark_script):
+    module = benchmark_script("learning_curve")
+    data = export_demo_dataset(tmp_path / "demo")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    module.main(["run", str(data), str(out), "--sizes", "8,16", "--seeds", "0", "--strategies", "paper",
+                 "--epochs", "1", "--max-length", "32", "--cache", str(cache)])  # fmt: skip
+    shards = sorted(p.relative_to(cache) for p in cache.rglob("*.npz"))
+    assert shards  # the mining ensemble's document vectors went to the shared cache ...
+    assert not list((out / "runs").rglob("cache"))  # ... and no run made its own
+    for size in (8, 16):
+        assert json.loads((out / f"benchmark_{data.name}@train{size}" / "report.json").read_text())["rows"][
+            "paper"
+        ]
