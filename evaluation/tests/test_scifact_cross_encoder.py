@@ -48,8 +48,8 @@ def test_cascade_reorders_only_the_fast_stages_top_k(ce):
     assert ce.cascade_order(fast, slow, 3).tolist() == [2, 1, 0, 3, 4]
     assert ce.cascade_order(fast, slow, 5).tolist() == [3, 4, 2, 1, 0]
     # the fused cascade at weight 1 is the plain cascade, at weight 0 the fast stage's order
-    assert ce._fused_cascade(fast, slow, 3, 1.0).tolist() == [2, 1, 0, 3, 4]
-    assert ce._fused_cascade(fast, slow, 3, 0.0).tolist() == [0, 1, 2, 3, 4]
+    assert ce.fused_cascade_order(fast, slow, 3, 1.0).tolist() == [2, 1, 0, 3, 4]
+    assert ce.fused_cascade_order(fast, slow, 3, 0.0).tolist() == [0, 1, 2, 3, 4]
 
 
 def test_reciprocal_ranks_match_mrr_at_k(ce):

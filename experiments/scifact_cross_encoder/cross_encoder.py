@@ -267,13 +267,13 @@ def choose_cascade_weight(
     """The weight of ``slow`` fused with ``fast`` inside the fast stage's top ``k`` that maximises MRR@10."""
     curve = {}
     for w in FUSION_WEIGHTS:
-        orders = {q: _fused_cascade(fast[q], slow[q], k, w) for q in cands.ids}
+        orders = {q: fused_cascade_order(fast[q], slow[q], k, w) for q in cands.ids}
         curve[float(w)] = float(np.mean(reciprocal_ranks(cands, orders, list(cands.ids))))
     best = max(curve, key=lambda w: (round(curve[w], 12), -abs(w - 0.5), w))
     return best, curve
 
 
-def _fused_cascade(fast: np.ndarray, slow: np.ndarray, k: int, weight: float) -> np.ndarray:
+def fused_cascade_order(fast: np.ndarray, slow: np.ndarray, k: int, weight: float) -> np.ndarray:
     """Cascade order whose slow stage is ``slow`` fused with ``fast``, normalised over the top ``k`` only."""
     order = np.argsort(-fast, kind="stable")
     head = order[:k]
@@ -568,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             }
             w_c, _ = choose_cascade_weight(val_c, val_scores, teacher_train, k)
             orders[f"cascade@{k}+fusion-{name}"] = {
-                q: _fused_cascade(teacher_test[q], test_scores[q], k, w_c) for q in test_ids
+                q: fused_cascade_order(teacher_test[q], test_scores[q], k, w_c) for q in test_ids
             }
             weights[f"cascade@{k}+fusion-{name}"] = w_c
 
