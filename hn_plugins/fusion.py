@@ -25,6 +25,7 @@ from hn_plugins.metrics import mrr_at_k_of_order
 __all__ = [
     "FUSION_WEIGHTS",
     "ScoreFusion",
+    "best_fusion_weight",
     "choose_fusion_weight",
     "fuse_scores",
     "fused_reciprocal_ranks",
@@ -179,8 +180,32 @@ def choose_fusion_weight(
         raise ValueError("choose_fusion_weight() needs at least one validation query.")
     prepared = _prepare(queries, normalization, "choose_fusion_weight")
     curve = {float(w): float(np.mean(_reciprocal_ranks(prepared, w, k))) for w in weights}
-    best = max(curve, key=lambda w: (round(curve[w], 12), -abs(w - 0.5), w))
-    return best, curve
+    return best_fusion_weight(curve), curve
+
+
+def best_fusion_weight(curve: Mapping[float, float]) -> float:
+    """The weight of ``curve`` with the best score; among ties, the most balanced mix (closest to 0.5, then the larger).
+
+    Scores equal to 12 decimals tie (with a few validation queries many weights reach the same mean MRR).
+
+    Args:
+        curve: ``{weight: score}``, e.g. mean validation MRR@10 per fusion weight.
+
+    Returns:
+        The chosen weight.
+
+    Raises:
+        ValueError: ``curve`` is empty.
+
+    Example:
+        >>> best_fusion_weight({0.2: 0.8, 0.3: 0.9, 0.8: 0.9})  # 0.3 and 0.8 tie; 0.3 is closer to 0.5
+        0.3
+        >>> best_fusion_weight({0.4: 0.9, 0.6: 0.9, 0.9: 0.9})  # 0.4 and 0.6 are equally close; the larger wins
+        0.6
+    """
+    if not curve:
+        raise ValueError("best_fusion_weight() needs at least one weight with a score.")
+    return float(max(curve, key=lambda w: (round(curve[w], 12), -abs(w - 0.5), w)))
 
 
 def fused_reciprocal_ranks(

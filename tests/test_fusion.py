@@ -7,7 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from hn_plugins.fusion import FUSION_WEIGHTS, ScoreFusion, choose_fusion_weight, fuse_scores, normalize_scores
+from hn_plugins.fusion import (
+    FUSION_WEIGHTS,
+    ScoreFusion,
+    best_fusion_weight,
+    choose_fusion_weight,
+    fuse_scores,
+    normalize_scores,
+)
 from hn_plugins.reranker import BiEncoderReranker, load_reranker
 
 
@@ -96,6 +103,19 @@ def test_choose_fusion_weight_breaks_ties_towards_a_balanced_mix():
     assert choose_fusion_weight([perfect])[0] == 0.5
     weight, curve = choose_fusion_weight([perfect], weights=[0.0, 0.3, 0.7, 1.0])
     assert weight == 0.7 and set(curve.values()) == {1.0}
+
+
+def test_best_fusion_weight_by_hand():
+    # the best score wins outright, whatever its distance from 0.5
+    assert best_fusion_weight({0.0: 0.5, 0.5: 0.6, 1.0: 0.61}) == 1.0
+    # scores equal to 12 decimals tie; floating-point noise below that does not pick a side
+    assert best_fusion_weight({0.2: 0.7, 0.5: 0.7 - 1e-14, 0.8: 0.7}) == 0.5
+    # a real difference above 12 decimals is not a tie
+    assert best_fusion_weight({0.2: 0.7 + 1e-9, 0.5: 0.7}) == 0.2
+    # equally close to 0.5: the larger weight
+    assert best_fusion_weight({0.3: 0.9, 0.7: 0.9, 1.0: 0.9}) == 0.7
+    with pytest.raises(ValueError, match="at least one weight"):
+        best_fusion_weight({})
 
 
 def test_choose_fusion_weight_rejects_bad_input():

@@ -53,9 +53,16 @@ import numpy as np
 from hn_evaluation.benchmark.scoring import first_stage_run, load_bi_encoder
 from hn_evaluation.significance import paired_permutation_test
 from hn_plugins.data import DatasetError, RetrievalDataset, load_beir
-from hn_plugins.fusion import FUSION_WEIGHTS, choose_fusion_weight, fuse_scores, normalize_scores
+from hn_plugins.fusion import (
+    FUSION_WEIGHTS,
+    best_fusion_weight,
+    choose_fusion_weight,
+    fuse_scores,
+    normalize_scores,
+)
 from hn_plugins.metrics import mrr_at_k_of_order
 from hn_plugins.scoring import encode_normalized
+from hn_plugins.training.arguments import EpochSchedule, best_epoch_arguments
 
 logger = logging.getLogger("scifact_cross_encoder")
 
@@ -269,8 +276,7 @@ def choose_cascade_weight(
     for w in FUSION_WEIGHTS:
         orders = {q: fused_cascade_order(fast[q], slow[q], k, w) for q in cands.ids}
         curve[float(w)] = float(np.mean(reciprocal_ranks(cands, orders, list(cands.ids))))
-    best = max(curve, key=lambda w: (round(curve[w], 12), -abs(w - 0.5), w))
-    return best, curve
+    return best_fusion_weight(curve), curve
 
 
 def fused_cascade_order(fast: np.ndarray, slow: np.ndarray, k: int, weight: float) -> np.ndarray:
@@ -316,35 +322,6 @@ def _summary(values: np.ndarray, query_ids: Sequence[str], subset: Sequence[str]
     return {"mrr@10": float(values.mean()), "mrr@10_unseen": float(values[sub].mean()) if sub else None}
 
 
-def _trainer_args(work: Path, settings: StudentSettings, epochs: int, rows: int, head: bool) -> Any:
-    from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
-
-    steps = max(1, -(-rows // settings.batch_size))
-    extra: dict[str, Any] = {"learning_rate_mapping": {r"classifier\.": settings.head_lr}} if head else {}
-    return CrossEncoderTrainingArguments(
-        output_dir=str(work),
-        num_train_epochs=epochs,
-        per_device_train_batch_size=settings.batch_size,
-        learning_rate=settings.lr,
-        warmup_steps=int(0.1 * steps * epochs),
-        seed=settings.seed,
-        data_seed=settings.seed,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        eval_on_start=True,
-        load_best_model_at_end=True,
-        metric_for_best_model="eval_validation_mrr@10",
-        greater_is_better=True,
-        save_total_limit=2,
-        save_only_model=True,
-        logging_steps=max(1, min(50, steps)),
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        **extra,
-    )
-
-
 def train_stage(
     model: Any,
     rows: list[dict[str, Any]],
@@ -357,13 +334,20 @@ def train_stage(
 ) -> dict[str, Any]:
     """Train ``model`` on ``rows``; keep the epoch best on ``evaluator``; return its history and seconds."""
     from datasets import Dataset
-    from sentence_transformers.cross_encoder import CrossEncoderTrainer
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
 
+    schedule = EpochSchedule(
+        epochs=epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        seed=settings.seed,
+        head_lr=settings.head_lr if head else None,
+    )
     if work.exists():
         shutil.rmtree(work)
     trainer = CrossEncoderTrainer(
         model=model,
-        args=_trainer_args(work, settings, epochs, len(rows), head),
+        args=CrossEncoderTrainingArguments(**best_epoch_arguments(work, schedule, len(rows), evaluator.name)),
         train_dataset=Dataset.from_list(rows),
         loss=loss,
         evaluator=evaluator,

@@ -20,6 +20,8 @@ _EXPORTS = {
     "TrainedReranker": "hn_plugins.training.trainer",
     "TrainingError": "hn_plugins.training.model_folder",
     "load_base_model": "hn_plugins.training.model_folder",
+    "EpochSchedule": "hn_plugins.training.arguments",
+    "best_epoch_arguments": "hn_plugins.training.arguments",
     "bootstrap_cross_encoder": "hn_plugins.training.bootstrap",
     "BootstrapResult": "hn_plugins.training.bootstrap",
     "adapt_bi_encoder": "hn_plugins.training.corpus_adaptation",

@@ -28,6 +28,7 @@ import numpy as np
 from hn_plugins import __version__
 from hn_plugins.data import DatasetError, RetrievalDataset, join_title_text
 from hn_plugins.models import DEFAULT_ENSEMBLE
+from hn_plugins.training.arguments import EpochSchedule, best_epoch_arguments
 from hn_plugins.training.evaluator import RerankingMRREvaluator, mrr_at_k
 from hn_plugins.training.model_folder import (
     CURVE_FILE,
@@ -361,35 +362,14 @@ def bootstrap_cross_encoder(
     work = work_dir_for(out)
     if work.exists():
         shutil.rmtree(work)
-    steps_per_epoch = max(1, -(-len(rows) // batch_size))
-    head_lr_args: dict[str, Any] = (
-        {"learning_rate_mapping": {r"classifier\.": head_lr}}
-        if head_lr and base_info.get("head") == "untrained"
-        else {}
-    )
-    args = CrossEncoderTrainingArguments(
-        output_dir=str(work),
-        num_train_epochs=epochs,
-        per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size,
-        learning_rate=lr,
-        warmup_steps=int(0.1 * steps_per_epoch * epochs),
+    schedule = EpochSchedule(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
         seed=seed,
-        data_seed=seed,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        eval_on_start=True,
-        load_best_model_at_end=True,
-        metric_for_best_model="eval_validation_mrr@10",
-        greater_is_better=True,
-        save_total_limit=2,
-        save_only_model=True,
-        logging_steps=max(1, min(50, steps_per_epoch)),
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        **head_lr_args,
+        head_lr=head_lr if head_lr and base_info.get("head") == "untrained" else None,
     )
+    args = CrossEncoderTrainingArguments(**best_epoch_arguments(work, schedule, len(rows), evaluator.name))
     callbacks: list[TrainerCallback] = (
         [EarlyStoppingCallback(early_stopping_patience)] if early_stopping_patience is not None else []
     )
