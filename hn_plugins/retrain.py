@@ -266,6 +266,7 @@ class RetrainingJob:
             "base_model": self.base_model,
             "kind": self.kind,
             "mining_models": [m if isinstance(m, str) else type(m).__name__ for m in self.mining_models],
+            "engine": self.engine,
             "variance": self.variance,
             "selector": self.selector,
             "num_negatives": self.num_negatives,

@@ -36,6 +36,10 @@ def test_fingerprint_follows_documents_questions_judgments_and_settings(medline,
     job, other_seed = (RetrainingJob(tmp_path / "registry", seed=seed) for seed in (0, 1))
     assert job.fingerprint(train, test) == job.fingerprint(train, test)
     assert job.fingerprint(train, test) != other_seed.fingerprint(train, test)
+    # the engine that embeds for mining shapes the negatives (int8 may pick others), so it is a setting too
+    torch_job, int8_job = (RetrainingJob(tmp_path / "registry", engine=e) for e in ("torch", "onnx-int8"))
+    assert torch_job.settings()["engine"] == "torch" and int8_job.settings()["engine"] == "onnx-int8"
+    assert torch_job.fingerprint(train, test) != int8_job.fingerprint(train, test)
 
 
 def test_refusals_come_before_any_work(medline, tmp_path):
