@@ -6,6 +6,8 @@ Two steps, so that a GPU machine can run the sizes as parallel processes (``tool
     # 1. train on nested seeded subsets (sizes: questions; "all" = the whole train split), one report per size
     python benchmarks/learning_curve.py run DATA OUT --sizes 50,100,200,400,all --seeds 0,1,2 \
         --strategies none,zero-shot,paper,default
+    #    (a later run with other --seeds into the same OUT adds them: each size merges every seed under OUT/runs;
+    #    "merge OUT" re-merges after seed<N>/report.json folders were copied in from another machine)
     # 2. one table, JSON and plot from the reports (OUT/benchmark_<dataset>@train<N>/report.json and
     #    OUT/benchmark_<dataset>/report.json for "all")
     python benchmarks/learning_curve.py assemble OUT --dataset scifact --rows default,paper,zero-shot+fusion
@@ -28,6 +30,7 @@ logger = logging.getLogger("learning_curve")
 
 ROWS = ("default", "paper", "zero-shot+fusion", "zero-shot", "none")
 _FOLDER = re.compile(r"^benchmark_(?P<dataset>.+?)(?:@train(?P<size>\d+))?$")
+_SEED = re.compile(r"^seed(\d+)$")
 
 
 def size_reports(folder: Path, dataset: str) -> dict[int | None, Path]:
@@ -153,21 +156,50 @@ def assemble(folder: Path, dataset: str, rows: Sequence[str]) -> dict[str, Any]:
 
 def run(data: Path, out: Path, sizes: Sequence[int | None], seeds: Sequence[int], strategies: Sequence[str],
         settings: Mapping[str, Any]) -> list[Path]:  # fmt: skip
-    """Run the benchmark once per size and seed (nested subsets), merge the seeds of each size."""
-    from hn_evaluation.benchmark import BenchmarkSettings, merge_benchmark_reports, run_benchmark
+    """Run the benchmark once per size and seed (nested subsets), then merge every seed of each size.
+
+    Seeds already under ``OUT/runs/<name>/seed<N>`` (an earlier run, or reports copied from another machine) are
+    merged with the new ones, so seeds can be added a few at a time.
+    """
+    from hn_evaluation.benchmark import BenchmarkSettings, run_benchmark
 
     written = []
     for size in sizes:
         name = f"benchmark_{data.name}" + (f"@train{size}" if size else "")
-        reports = []
         for seed in seeds:
             folder = out / "runs" / name / f"seed{seed}"
             run_benchmark(data, list(strategies), [seed], folder,
                           settings=BenchmarkSettings(train_size=size, **settings))  # fmt: skip
-            reports.append(folder / "report.json")
-        merge_benchmark_reports(reports, out / name)
-        written.append(out / name / "report.json")
+        written.append(merge_seeds(out, name))
     return written
+
+
+def seed_reports(runs: Path) -> list[Path]:
+    """The per-seed reports under ``runs`` (``seed<N>/report.json``), by seed."""
+    found = [
+        (int(m.group(1)), p) for p in runs.glob("seed*/report.json") if (m := _SEED.match(p.parent.name))
+    ]
+    return [p for _, p in sorted(found)]
+
+
+def merge_seeds(out: Path, name: str) -> Path:
+    """Merge every seed's report of ``OUT/runs/<name>`` into ``OUT/<name>/report.json``; return that path.
+
+    Raises:
+        FileNotFoundError: no seed report there (the message names the ``run`` step).
+        EvaluationError: the seeds' reports differ in dataset or settings (``merge_benchmark_reports``).
+    """
+    from hn_evaluation.benchmark import merge_benchmark_reports
+
+    reports = seed_reports(out / "runs" / name)
+    if not reports:
+        raise FileNotFoundError(
+            f"No seed report under {out / 'runs' / name}: run `python benchmarks/learning_curve.py run` with OUT "
+            f"{out} first, or copy seed<N>/report.json folders there."
+        )
+    merged = merge_benchmark_reports(reports, out / name)
+    logger.info("%s: merged seeds %s", name, merged["config"]["seeds"])
+    return out / name / "report.json"
 
 
 def _sizes(text: str) -> list[int | None]:
@@ -188,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run.add_argument(
         "--cache", default=None, help="one embedding cache for every size (default: one per run)"
     )
+    p_merge = sub.add_parser("merge", help="re-merge every size's seed reports under OUT/runs")
+    p_merge.add_argument("out", type=Path)
     p_asm = sub.add_parser("assemble", help="table, JSON and plot from the reports")
     p_asm.add_argument("out", type=Path)
     p_asm.add_argument("--dataset", required=True)
@@ -206,6 +240,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         run(args.data, args.out, _sizes(args.sizes), [int(s) for s in args.seeds.split(",")],
             args.strategies.split(","), settings)  # fmt: skip
+        return 0
+    if args.step == "merge":
+        names = sorted(p.name for p in (args.out / "runs").glob("benchmark_*") if p.is_dir())
+        if not names:
+            raise FileNotFoundError(
+                f"No benchmark_* folder under {args.out / 'runs'}: run the `run` step first."
+            )
+        for name in names:
+            merge_seeds(args.out, name)
         return 0
     rows = [r for r in args.rows.split(",") if r.strip()]
     result = assemble(args.out, args.dataset, rows)

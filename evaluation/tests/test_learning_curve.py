@@ -67,6 +67,45 @@ def test_assemble_without_reports_names_the_step(tmp_path, benchmark_script):
         module.assemble(tmp_path, "scifact", ["default"])
 
 
+def test_seeds_run_later_or_elsewhere_join_the_merged_report(tmp_path, benchmark_script):
+    module = benchmark_script("learning_curve")
+    data = export_demo_dataset(tmp_path / "demo")
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    name = f"benchmark_{data.name}@train8"
+    module.main(["run", str(data), str(out), "--sizes", "8", "--seeds", "0", "--strategies", "none"])
+    assert json.loads((out / name / "report.json").read_text())["config"]["seeds"] == [0]
+    # a second run with another seed into the same OUT merges both
+    module.main(["run", str(data), str(out), "--sizes", "8", "--seeds", "1", "--strategies", "none"])
+    both = json.loads((out / name / "report.json").read_text())
+    assert both["config"]["seeds"] == [0, 1]
+    # a seed run on another machine: its seed folder is copied in, then `merge` re-merges
+    module.main(["run", str(data), str(elsewhere), "--sizes", "8", "--seeds", "2", "--strategies", "none"])
+    (out / "runs" / name / "seed2").mkdir()
+    (out / "runs" / name / "seed2" / "report.json").write_bytes(
+        (elsewhere / "runs" / name / "seed2" / "report.json").read_bytes()
+    )
+    assert module.main(["merge", str(out)]) == 0
+    three = json.loads((out / name / "report.json").read_text())
+    assert three["config"]["seeds"] == [0, 1, 2]
+    # the merged mean is the mean of the three seeds' own values
+    per_seed = [
+        json.loads((out / "runs" / name / f"seed{s}" / "report.json").read_text())["rows"]["none"]["mrr@10"][
+            "mean"
+        ]
+        for s in range(3)
+    ]
+    assert three["rows"]["none"]["mrr@10"]["mean"] == pytest.approx(sum(per_seed) / 3)
+
+
+def test_merge_without_seed_reports_names_the_step(tmp_path, benchmark_script):
+    module = benchmark_script("learning_curve")
+    with pytest.raises(FileNotFoundError, match="run"):
+        module.main(["merge", str(tmp_path)])
+    (tmp_path / "runs" / "benchmark_x@train8").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"No seed report under .*learning_curve\.py run"):
+        module.main(["merge", str(tmp_path)])
+
+
 @pytest.mark.slow  # trains the paper row twice
 def test_one_cache_serves_every_size(tmp_path, benchmark_script):
     module = benchmark_script("learning_curve")
