@@ -52,8 +52,10 @@ def bm25_candidates(
 def bm25_scored_candidates(
     dataset: RetrievalDataset, query_ids: Iterable[str] | None = None, top_k: int = 100, stem: bool = True
 ) -> dict[str, list[tuple[str, float]]]:
-    """BM25 top-``k`` ``(document id, score)`` per query, in bm25s's order (:class:`hn_plugins.bm25.BM25Index`:
-    Lucene variant, k1=1.5, b=0.75, English stop words, ``title + " " + text`` indexed).
+    """BM25 top-``k`` ``(document id, score)`` per query (:class:`hn_plugins.bm25.BM25Index`: Lucene variant,
+    k1=1.5, b=0.75, English stop words, ``title + " " + text`` indexed), ranked as the test first stage ranks them
+    (:func:`hn_plugins.bm25.bm25_run`): the query's excluded documents removed before the cut-off (e.g.
+    Cranfield's source papers), ties by document id.
 
     Args:
         dataset: corpus and queries.
@@ -68,8 +70,8 @@ def bm25_scored_candidates(
     if not qids:
         return {}
     index = BM25Index.from_dataset(dataset, stemmer="english" if stem else None)
-    found = index.search([dataset.queries[q] for q in qids], top_k)
-    return dict(zip(qids, found, strict=True))
+    k = min(top_k, len(dataset.corpus))
+    return index.retrieve({q: dataset.queries[q] for q in qids}, top_k=k, exclude=dataset.excluded)
 
 
 def _is_cross_encoder(model: Any) -> bool:
