@@ -7,13 +7,15 @@ and the fused score is ``weight * reranker + (1 - weight) * first_stage``. ``wei
 ``weight = 0`` the first stage alone.
 
 The weight is chosen on validation queries (held-out *train* queries, never the test split) by
-:func:`choose_fusion_weight`; the trainer stores the chosen :class:`ScoreFusion` in the model folder's
+:func:`choose_fusion_weight`: by default the most balanced weight within one standard error of the best, since on
+a few dozen queries the best weight is often a lucky one; the trainer stores the chosen :class:`ScoreFusion` in the model folder's
 ``hn_reranker.json``, and the LlamaIndex postprocessor and the Haystack ranker apply it whenever the retrieved
 nodes/documents carry first-stage scores.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -21,6 +23,8 @@ from typing import Any, Literal
 import numpy as np
 
 from hn_plugins.metrics import mrr_at_k_of_order
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "FUSION_WEIGHTS",
@@ -152,17 +156,23 @@ def choose_fusion_weight(
     weights: Sequence[float] = FUSION_WEIGHTS,
     normalization: Normalization = "z",
     k: int = 10,
+    one_standard_error: bool = True,
 ) -> tuple[float, dict[float, float]]:
-    """Pick the fusion weight with the best mean MRR@k over validation queries.
+    """Pick the fusion weight on validation queries: the most balanced mix whose mean MRR@k is within one standard
+    error of the best weight's (the one-standard-error rule), or the best weight.
 
     Args:
         queries: per query ``(reranker_scores, first_stage_scores, is_relevant)``, one entry per candidate.
         weights: weights to try.
         normalization: per-query normalisation.
         k: MRR cut-off.
+        one_standard_error: choose, among the weights whose mean MRR@k is at most one standard error of the
+            per-query differences below the best weight's, the one closest to 0.5 (then the larger). On a few
+            dozen queries the best weight is often a lucky one; this keeps both signals unless the queries show
+            that one is better. ``False``: the best weight.
 
     Returns:
-        ``(best_weight, {weight: mean MRR@k})``. Among weights that tie (common with a few validation queries)
+        ``(chosen_weight, {weight: mean MRR@k})``. Among weights that tie (common with a few validation queries)
         the most balanced mix wins (closest to 0.5, then the larger).
 
     Raises:
@@ -179,8 +189,23 @@ def choose_fusion_weight(
     if not queries:
         raise ValueError("choose_fusion_weight() needs at least one validation query.")
     prepared = _prepare(queries, normalization, "choose_fusion_weight")
-    curve = {float(w): float(np.mean(_reciprocal_ranks(prepared, w, k))) for w in weights}
-    return best_fusion_weight(curve), curve
+    per_query = {float(w): _reciprocal_ranks(prepared, w, k) for w in weights}
+    curve = {w: float(np.mean(v)) for w, v in per_query.items()}
+    best = best_fusion_weight(curve)
+    if not one_standard_error or len(prepared) < 2:
+        return best, curve
+    close = {}
+    for w, values in per_query.items():
+        gap = per_query[best] - values
+        if gap.mean() <= gap.std(ddof=1) / np.sqrt(gap.size) + 1e-12:
+            close[w] = 0.0  # equal scores: best_fusion_weight's tie-break picks the most balanced
+    chosen = best_fusion_weight(close)
+    if chosen != best:
+        logger.info(
+            "Fusion weight %.1f: within one standard error of the best, %.1f (MRR@%d %.4f against %.4f, %d queries).",
+            chosen, best, k, curve[chosen], curve[best], len(prepared),
+        )  # fmt: skip
+    return chosen, curve
 
 
 def best_fusion_weight(curve: Mapping[float, float]) -> float:

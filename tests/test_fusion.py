@@ -54,6 +54,16 @@ def test_fuse_scores_by_hand():
         fuse_scores([1.0], [1.0], 1.5)
 
 
+def _brute_force_rr(query, w, k=10):
+    rerank, first, relevant = query
+    r, f = np.asarray(rerank, float), np.asarray(first, float)
+    r = (r - r.mean()) / r.std() if r.std() > 0 else r * 0
+    f = (f - f.mean()) / f.std() if f.std() > 0 else f * 0
+    fused = w * r + (1 - w) * f
+    order = sorted(range(len(fused)), key=lambda i: (-fused[i], i))
+    return next((1.0 / rank for rank, i in enumerate(order[:k], start=1) if relevant[i]), 0.0)
+
+
 def _brute_force_weight(queries, weights, k=10):
     best, best_value = None, -1.0
     for w in weights:
@@ -90,11 +100,67 @@ def test_choose_fusion_weight_matches_brute_force():
         rerank = relevant * 1.0 + rng.normal(0, 0.8, n)
         first = relevant * 1.0 + rng.normal(0, 0.8, n)
         queries.append((rerank, first, relevant))
-    weight, curve = choose_fusion_weight(queries)
+    weight, curve = choose_fusion_weight(queries, one_standard_error=False)
     expected_weight, expected_value = _brute_force_weight(queries, FUSION_WEIGHTS)
     assert weight == expected_weight
     assert curve[weight] == pytest.approx(expected_value)
     assert set(curve) == set(FUSION_WEIGHTS)
+
+
+def _noisy_queries(seed: int, n: int, reranker_signal: float, first_signal: float) -> list:
+    """``n`` queries of 10 candidates, one relevant; each signal is ``signal * relevant + N(0, 1)``."""
+    rng = np.random.default_rng(seed)
+    queries = []
+    for _ in range(n):
+        relevant = np.zeros(10, dtype=bool)
+        relevant[rng.integers(10)] = True
+        noise_r, noise_f = rng.normal(0, 1, 10), rng.normal(0, 1, 10)
+        queries.append((relevant * reranker_signal + noise_r, relevant * first_signal + noise_f, relevant))
+    return queries
+
+
+def test_choose_fusion_weight_leaves_the_balanced_mix_only_on_evidence():
+    # 15 queries, both signals informative: the best weight (0.9) is a lucky one; within one standard error of
+    # it lies the balanced mix, which is chosen
+    few = _noisy_queries(1, 15, 1.5, 0.8)
+    best, curve = choose_fusion_weight(few, one_standard_error=False)
+    chosen, same_curve = choose_fusion_weight(few)
+    assert (best, chosen) == (0.9, 0.5) and same_curve == curve  # the curve is reported either way
+    # 200 queries on which BM25 knows nothing: the evidence keeps the weight high
+    many = _noisy_queries(0, 200, 3.0, 0.0)
+    assert choose_fusion_weight(many, one_standard_error=False)[0] == 1.0
+    assert choose_fusion_weight(many)[0] >= 0.8
+    # one query has no standard error: the best weight
+    assert choose_fusion_weight(few[:1])[0] == choose_fusion_weight(few[:1], one_standard_error=False)[0]
+
+
+def test_one_standard_error_rule_matches_a_brute_force():
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        queries = []
+        for _ in range(int(rng.integers(5, 40))):
+            n = int(rng.integers(5, 20))
+            relevant = np.zeros(n, dtype=bool)
+            relevant[rng.integers(n)] = True
+            strength = rng.uniform(0.2, 2.0, size=2)  # how much each signal knows, per trial
+            queries.append(
+                (
+                    relevant * strength[0] + rng.normal(0, 1, n),
+                    relevant * strength[1] + rng.normal(0, 1, n),
+                    relevant,
+                )
+            )
+        rr = {w: np.array([_brute_force_rr(q, w) for q in queries]) for w in FUSION_WEIGHTS}
+        means = {w: v.mean() for w, v in rr.items()}
+        top = max(means.values())
+        best = min((w for w in FUSION_WEIGHTS if np.isclose(means[w], top)), key=lambda w: (abs(w - 0.5), -w))
+        within = []
+        for w in FUSION_WEIGHTS:
+            gap = rr[best] - rr[w]
+            if gap.mean() <= gap.std(ddof=1) / np.sqrt(len(gap)) + 1e-9:
+                within.append(w)
+        expected = min(within, key=lambda w: (abs(w - 0.5), -w))
+        assert choose_fusion_weight(queries)[0] == expected, trial
 
 
 def test_choose_fusion_weight_breaks_ties_towards_a_balanced_mix():
