@@ -7,10 +7,9 @@ and the fused score is ``weight * reranker + (1 - weight) * first_stage``. ``wei
 ``weight = 0`` the first stage alone.
 
 The weight is chosen on validation queries (held-out *train* queries, never the test split) by
-:func:`choose_fusion_weight`: by default the most balanced weight within one standard error of the best, since on
-a few dozen queries the best weight is often a lucky one; the trainer stores the chosen :class:`ScoreFusion` in the model folder's
-``hn_reranker.json``, and the LlamaIndex postprocessor and the Haystack ranker apply it whenever the retrieved
-nodes/documents carry first-stage scores.
+:func:`choose_fusion_weight`: by default the most balanced weight within one standard error of the best. The
+trainer stores the chosen :class:`ScoreFusion` in the model folder's ``hn_reranker.json``, and the LlamaIndex
+postprocessor and the Haystack ranker apply it whenever the retrieved nodes/documents carry first-stage scores.
 """
 
 from __future__ import annotations
