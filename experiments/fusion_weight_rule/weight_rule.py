@@ -174,7 +174,7 @@ def evaluate(
 ) -> dict[str, Any]:  # fmt: skip
     """Each rule's weight and test MRR@10 for every size and seed, and the untrained rows on test."""
     test_list = list(test_q.values())
-    on_test = {w: fused_reciprocal_ranks(test_list, w) for w in FUSION_WEIGHTS}
+    on_test = _per_weight(test_list)
     out: dict[str, Any] = {
         "test_queries": len(test_list),
         "test_mrr@10_by_weight": {str(w): float(v.mean()) for w, v in on_test.items()},
