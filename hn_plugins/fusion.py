@@ -7,8 +7,8 @@ and the fused score is ``weight * reranker + (1 - weight) * first_stage``. ``wei
 ``weight = 0`` the first stage alone.
 
 The weight is chosen on validation queries (held-out *train* queries, never the test split) by
-:func:`choose_fusion_weight`: by default the most balanced weight within one standard error of the best. The
-trainer stores the chosen :class:`ScoreFusion` in the model folder's ``hn_reranker.json``, and the LlamaIndex
+:func:`choose_fusion_weight` under a rule (:data:`FUSION_RULES`): by default ``one-se``, the most balanced weight
+within one standard error of the best; ``best`` takes the best weight. The trainer stores the chosen :class:`ScoreFusion` in the model folder's ``hn_reranker.json``, and the LlamaIndex
 postprocessor and the Haystack ranker apply it whenever the retrieved nodes/documents carry first-stage scores.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -26,9 +26,13 @@ from hn_plugins.metrics import mrr_at_k_of_order
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "DEFAULT_FUSION_RULE",
+    "FUSION_RULES",
     "FUSION_WEIGHTS",
+    "FusionRule",
     "ScoreFusion",
     "best_fusion_weight",
+    "check_fusion_rule",
     "choose_fusion_weight",
     "fuse_scores",
     "fused_reciprocal_ranks",
@@ -38,6 +42,30 @@ __all__ = [
 Normalization = Literal["z", "minmax"]
 #: Weights tried by :func:`choose_fusion_weight` (0 = first stage alone, 1 = reranker alone).
 FUSION_WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+FusionRule = Literal["one-se", "best"]
+#: How :func:`choose_fusion_weight` picks a weight: ``one-se``, the most balanced weight whose validation MRR is
+#: within one standard error of the best; ``best``, the best weight.
+FUSION_RULES: tuple[str, ...] = ("one-se", "best")
+#: The rule every trainer, benchmark and CLI command uses unless told otherwise.
+DEFAULT_FUSION_RULE: FusionRule = "one-se"
+
+
+def check_fusion_rule(rule: str) -> FusionRule:
+    """``rule`` if it names a fusion rule (:data:`FUSION_RULES`).
+
+    Raises:
+        ValueError: an unknown rule; the message lists the known ones.
+
+    Example:
+        >>> check_fusion_rule("best")
+        'best'
+    """
+    if rule not in FUSION_RULES:
+        raise ValueError(
+            f"Unknown fusion rule {rule!r}; choose 'one-se' (the most balanced weight within one standard error "
+            "of the best, the default) or 'best' (the best validation weight)."
+        )
+    return cast("FusionRule", rule)
 
 
 def normalize_scores(scores: Sequence[float] | np.ndarray, method: Normalization = "z") -> np.ndarray:
@@ -155,7 +183,7 @@ def choose_fusion_weight(
     weights: Sequence[float] = FUSION_WEIGHTS,
     normalization: Normalization = "z",
     k: int = 10,
-    one_standard_error: bool = True,
+    rule: FusionRule = DEFAULT_FUSION_RULE,
 ) -> tuple[float, dict[float, float]]:
     """Pick the fusion weight on validation queries: the most balanced mix whose mean MRR@k is within one standard
     error of the best weight's (the one-standard-error rule), or the best weight.
@@ -165,17 +193,17 @@ def choose_fusion_weight(
         weights: weights to try.
         normalization: per-query normalisation.
         k: MRR cut-off.
-        one_standard_error: choose, among the weights whose mean MRR@k is at most one standard error of the
-            per-query differences below the best weight's, the one closest to 0.5 (then the larger). On a few
-            dozen queries the best weight is often a lucky one; this keeps both signals unless the queries show
-            that one is better. ``False``: the best weight.
+        rule: ``one-se``: among the weights whose mean MRR@k is at most one standard error of the per-query
+            differences below the best weight's, the one closest to 0.5 (then the larger). On a few dozen queries
+            the best weight is often a lucky one; this keeps both signals unless the queries show that one is
+            better. ``best``: the best weight.
 
     Returns:
         ``(chosen_weight, {weight: mean MRR@k})``. Among weights that tie (common with a few validation queries)
         the most balanced mix wins (closest to 0.5, then the larger).
 
     Raises:
-        ValueError: no query, or a query whose three lists differ in length.
+        ValueError: no query, a query whose three lists differ in length, or an unknown ``rule``.
 
     Example:
         >>> # the reranker finds the relevant document in query 1, the first stage in query 2
@@ -185,13 +213,14 @@ def choose_fusion_weight(
         >>> weight, curve
         (0.5, {0.0: 0.75, 0.5: 1.0, 1.0: 0.75})
     """
+    check_fusion_rule(rule)
     if not queries:
         raise ValueError("choose_fusion_weight() needs at least one validation query.")
     prepared = _prepare(queries, normalization, "choose_fusion_weight")
     per_query = {float(w): _reciprocal_ranks(prepared, w, k) for w in weights}
     curve = {w: float(np.mean(v)) for w, v in per_query.items()}
     best = best_fusion_weight(curve)
-    if not one_standard_error or len(prepared) < 2:
+    if rule == "best" or len(prepared) < 2:
         return best, curve
     close = {}
     for w, values in per_query.items():

@@ -32,6 +32,7 @@ from typing import Any, Literal
 from hn_plugins.cache import content_hash
 from hn_plugins.data import DatasetError, RetrievalDataset
 from hn_plugins.encoders.engines import resolve_engine
+from hn_plugins.fusion import DEFAULT_FUSION_RULE, FusionRule, check_fusion_rule
 from hn_plugins.models import DEFAULT_ENSEMBLE
 from hn_plugins.registry import ModelRegistry
 
@@ -170,6 +171,8 @@ class RetrainingJob:
         folds: folds of ``cross-fit``.
         selection_alpha: ``cross-fit`` trains only when the chosen epochs beat the starting model on the pooled
             held-out queries with a paired permutation p below this (``None``: whenever the pooled gain is positive).
+        fusion_rule: how the fusion weight with BM25 is chosen (:func:`~hn_plugins.fusion.choose_fusion_weight`:
+            ``one-se``, the most balanced weight within one standard error of the best; ``best``).
         epochs: maximum epochs.
         lr: learning rate.
         batch_size: training batch size.
@@ -208,6 +211,7 @@ class RetrainingJob:
         selection: Literal["holdout", "cross-fit"] = "cross-fit",
         folds: int = 5,
         selection_alpha: float | None = 0.05,
+        fusion_rule: FusionRule = DEFAULT_FUSION_RULE,
         epochs: int = 4,
         lr: float = 2e-5,
         batch_size: int = 16,
@@ -249,6 +253,7 @@ class RetrainingJob:
         self.selection = selection
         self.folds = folds
         self.selection_alpha = selection_alpha
+        self.fusion_rule = check_fusion_rule(fusion_rule)
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -274,6 +279,7 @@ class RetrainingJob:
             "selection": self.selection,
             "folds": self.folds,
             "selection_alpha": self.selection_alpha,
+            "fusion_rule": self.fusion_rule,
             "epochs": self.epochs,
             "lr": self.lr,
             "batch_size": self.batch_size,
@@ -438,6 +444,7 @@ class RetrainingJob:
             selection=self.selection,
             folds=self.folds,
             selection_alpha=self.selection_alpha,
+            fusion_rule=self.fusion_rule,
         )
         return Path(trained.path)
 

@@ -140,3 +140,12 @@ def test_retraining_job_refuses_a_variance_outside_the_open_interval(variance, t
     with pytest.raises(ValueError, match=r"variance must be in \(0, 1\) or None"):
         RetrainingJob(tmp_path / "registry", variance=variance)
     assert not (tmp_path / "registry").exists()
+
+
+@pytest.mark.parametrize("command", [TRAIN, RETRAIN, BENCHMARK])
+def test_an_unknown_fusion_rule_stops_the_command_while_parsing(command, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([*command, "--fusion-rule", "argmax"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --fusion-rule: invalid choice: 'argmax'" in err and "'one-se'" in err and "'best'" in err

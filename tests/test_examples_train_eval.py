@@ -92,6 +92,7 @@ def test_train_example_runs_the_shipped_recipe(trained: tuple[Path, str]) -> Non
         marker["hyperparameters"]["selection"] == "cross-fit" and marker["metrics"]["cross_fit"]["folds"] == 5
     )
     assert marker["hyperparameters"]["selection_alpha"] == marker["metrics"]["cross_fit"]["alpha"] == 0.05
+    assert marker["hyperparameters"]["fusion_rule"] == marker["fusion"]["validation"]["rule"] == "one-se"
     assert "recipe default: default negatives, in-batch loss" in stdout
     assert "validation curve" in stdout and "pooled over 5 folds" in stdout
     assert "val MRR@10" in stdout

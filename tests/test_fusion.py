@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from hn_plugins.fusion import (
+    DEFAULT_FUSION_RULE,
+    FUSION_RULES,
     FUSION_WEIGHTS,
     ScoreFusion,
     best_fusion_weight,
+    check_fusion_rule,
     choose_fusion_weight,
     fuse_scores,
     normalize_scores,
@@ -100,7 +103,7 @@ def test_choose_fusion_weight_matches_brute_force():
         rerank = relevant * 1.0 + rng.normal(0, 0.8, n)
         first = relevant * 1.0 + rng.normal(0, 0.8, n)
         queries.append((rerank, first, relevant))
-    weight, curve = choose_fusion_weight(queries, one_standard_error=False)
+    weight, curve = choose_fusion_weight(queries, rule="best")
     expected_weight, expected_value = _brute_force_weight(queries, FUSION_WEIGHTS)
     assert weight == expected_weight
     assert curve[weight] == pytest.approx(expected_value)
@@ -123,15 +126,15 @@ def test_choose_fusion_weight_leaves_the_balanced_mix_only_on_evidence():
     # 15 queries, both signals informative: the best weight (0.9) is a lucky one; within one standard error of
     # it lies the balanced mix, which is chosen
     few = _noisy_queries(1, 15, 1.5, 0.8)
-    best, curve = choose_fusion_weight(few, one_standard_error=False)
+    best, curve = choose_fusion_weight(few, rule="best")
     chosen, same_curve = choose_fusion_weight(few)
     assert (best, chosen) == (0.9, 0.5) and same_curve == curve  # the curve is reported either way
     # 200 queries on which BM25 knows nothing: the evidence keeps the weight high
     many = _noisy_queries(0, 200, 3.0, 0.0)
-    assert choose_fusion_weight(many, one_standard_error=False)[0] == 1.0
+    assert choose_fusion_weight(many, rule="best")[0] == 1.0
     assert choose_fusion_weight(many)[0] >= 0.8
     # one query has no standard error: the best weight
-    assert choose_fusion_weight(few[:1])[0] == choose_fusion_weight(few[:1], one_standard_error=False)[0]
+    assert choose_fusion_weight(few[:1])[0] == choose_fusion_weight(few[:1], rule="best")[0]
 
 
 def test_one_standard_error_rule_matches_a_brute_force():
@@ -231,7 +234,7 @@ def test_evaluator_chooses_the_fusion_weight_of_its_validation_queries(cranfield
     from hn_plugins.data import DatasetError
     from hn_plugins.training.evaluator import RerankingMRREvaluator, bm25_scored_candidates
 
-    qids = cranfield_train.judged_query_ids[:12]
+    qids = cranfield_train.judged_query_ids[:30]  # 30 questions: the two rules choose different weights
     part = cranfield_train.subset(qids)
     scored = bm25_scored_candidates(part, qids, top_k=20)
     ids = {q: [d for d, _ in r] for q, r in scored.items()}
@@ -245,18 +248,31 @@ def test_evaluator_chooses_the_fusion_weight_of_its_validation_queries(cranfield
             return [float(len(words & set(d.lower().split()))) for d in documents]
 
     evaluator = RerankingMRREvaluator(part, candidates=ids, first_stage_scores=bm25, first_stage_name="bm25")
-    fusion = evaluator.choose_fusion(TitleOverlap())
     rerank = evaluator.scores(TitleOverlap())
-    expected, curve = choose_fusion_weight(
-        [
-            (r, bm25[q], [d in part.positives(q) for d in ids[q]])
-            for q, r in zip(evaluator.query_ids, rerank, strict=True)
-        ]
-    )
-    assert fusion.weight == expected and fusion.first_stage == "bm25"
-    assert fusion.validation["mrr@10_fused"] == pytest.approx(curve[expected])
-    assert fusion.validation["mrr@10_first_stage"] == pytest.approx(evaluator.first_stage["mrr@10"])
+    queries = [
+        (r, bm25[q], [d in part.positives(q) for d in ids[q]])
+        for q, r in zip(evaluator.query_ids, rerank, strict=True)
+    ]
+    weights = {}
+    for rule in ("one-se", "best"):
+        fusion = evaluator.choose_fusion(TitleOverlap(), rule=rule)
+        expected, curve = choose_fusion_weight(queries, rule=rule)
+        assert fusion.weight == expected and fusion.first_stage == "bm25"
+        assert fusion.validation["mrr@10_fused"] == pytest.approx(curve[expected])
+        assert fusion.validation["mrr@10_first_stage"] == pytest.approx(evaluator.first_stage["mrr@10"])
+        assert fusion.validation["rule"] == rule
+        weights[rule] = fusion.weight
+    assert weights["one-se"] != weights["best"]  # the rule reaches the choice
+    assert evaluator.choose_fusion(TitleOverlap()) == evaluator.choose_fusion(TitleOverlap(), rule="one-se")
 
     assert RerankingMRREvaluator(part, candidates=ids).choose_fusion(TitleOverlap()) is None
     with pytest.raises(DatasetError, match="first_stage_scores"):
         RerankingMRREvaluator(part, candidates=ids, first_stage_scores={q: s[:-1] for q, s in bm25.items()})
+
+
+def test_an_unknown_fusion_rule_is_refused_with_the_known_ones():
+    queries = _noisy_queries(0, 5, 1.0, 1.0)
+    with pytest.raises(ValueError, match=r"Unknown fusion rule 'argmax'; choose 'one-se' .* or 'best'"):
+        choose_fusion_weight(queries, rule="argmax")  # type: ignore[arg-type]
+    assert check_fusion_rule("one-se") == "one-se" and DEFAULT_FUSION_RULE == "one-se"
+    assert set(FUSION_RULES) == {"one-se", "best"}

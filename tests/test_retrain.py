@@ -40,6 +40,22 @@ def test_fingerprint_follows_documents_questions_judgments_and_settings(medline,
     torch_job, int8_job = (RetrainingJob(tmp_path / "registry", engine=e) for e in ("torch", "onnx-int8"))
     assert torch_job.settings()["engine"] == "torch" and int8_job.settings()["engine"] == "onnx-int8"
     assert torch_job.fingerprint(train, test) != int8_job.fingerprint(train, test)
+    # so is the rule that chooses the fusion weight
+    best_job = RetrainingJob(tmp_path / "registry", fusion_rule="best")
+    assert job.settings()["fusion_rule"] == "one-se" and best_job.settings()["fusion_rule"] == "best"
+    assert best_job.fingerprint(train, test) != job.fingerprint(train, test)
+    with pytest.raises(ValueError, match="Unknown fusion rule 'argmax'"):
+        RetrainingJob(tmp_path / "registry", fusion_rule="argmax")  # type: ignore[arg-type]
+    # hn retrain's defaults are the job's, and --fusion-rule reaches it
+    from hn_plugins.cli import build_parser
+    from hn_plugins.cli.retrain_cmd import job_from_args
+
+    cli = ["retrain", "d", "--registry", str(tmp_path / "registry")]
+    assert job_from_args(build_parser().parse_args(cli)).settings() == job.settings()
+    assert (
+        job_from_args(build_parser().parse_args([*cli, "--fusion-rule", "best"])).settings()
+        == best_job.settings()
+    )
 
 
 def test_refusals_come_before_any_work(medline, tmp_path):

@@ -35,6 +35,7 @@ from hn_plugins.data import DatasetError
         ("rag_contexts", 0, "rag_contexts must be a positive integer, got 0"),
         ("split", "../test", "split must name a qrels file of the BEIR folder"),
         ("models", " , ", "models: give at least one embedding model"),
+        ("fusion_rule", "argmax", "Unknown fusion rule 'argmax'; choose 'one-se'"),
     ],
 )
 def test_a_bad_setting_names_itself_its_value_and_what_is_allowed(field, value, message):
@@ -99,7 +100,8 @@ def test_train_size_errors_name_the_split_size_and_the_minimum(eval_data_dir, tm
 
 
 def test_zero_shot_fusion_weight_is_chosen_on_each_seeds_train_subset(eval_data_dir, tmp_path):
-    """With train_size, zero-shot+fusion of seed s fuses by the weight chosen on seed s's train questions."""
+    """With train_size, zero-shot+fusion of seed s fuses by the weight chosen on seed s's train questions (by the
+    settings' fusion rule)."""
     import numpy as np
 
     from hn_evaluation.benchmark import first_stage_run
@@ -108,11 +110,16 @@ def test_zero_shot_fusion_weight_is_chosen_on_each_seeds_train_subset(eval_data_
 
     data = eval_data_dir / "medline"
     kwargs = dict(top_k=20, validation_top_k=20, max_test_queries=5, max_length=64)
-    report = run_benchmark(data, ["none", "zero-shot"], [0, 1], tmp_path, train_size=6, **kwargs)
-    assert report["config"]["train_size"] == 6
+    report = run_benchmark(
+        data, ["none", "zero-shot"], [0, 1], tmp_path, train_size=6, fusion_rule="best", **kwargs
+    )
+    assert report["config"]["train_size"] == 6 and report["config"]["fusion_rule"] == "best"
     splits = TrainSplits(load_split(data, "train"), 6)
-    choices = [zero_shot_fusion(splits.for_seed(s), "all-MiniLM-L6-v2", "bi", 64, 20) for s in (0, 1)]
+    choices = [
+        zero_shot_fusion(splits.for_seed(s), "all-MiniLM-L6-v2", "bi", 64, 20, rule="best") for s in (0, 1)
+    ]
     assert report["strategies"]["zero-shot+fusion"]["fusion"] == choices[0].to_dict()
+    assert choices[0].validation["rule"] == "best"
 
     # by hand: the zero-shot cosine of BM25's top 20, fused with BM25's scores by each seed's own weight
     test = load_split(data, "test").subset(list(report["per_query"]["values"]["none"]))
@@ -157,6 +164,9 @@ def test_hn_benchmark_train_size_and_split_options(eval_data_dir, tmp_path, caps
     )
     settings = settings_from_args(args)
     assert settings.train_size == 50 and settings.split == "test-unseen"
+    assert settings.fusion_rule == "one-se"
+    best = build_parser().parse_args(["benchmark", "d", "--out", "o", "--fusion-rule", "best"])
+    assert settings_from_args(best).fusion_rule == "best"
     default = settings_from_args(build_parser().parse_args(["benchmark", "d", "--out", "o"]))
     assert default == BenchmarkSettings(models=default.models)  # the CLI's defaults are the library's
     data = str(eval_data_dir / "medline")
@@ -173,19 +183,30 @@ def test_hn_benchmark_train_size_and_split_options(eval_data_dir, tmp_path, caps
 
 @pytest.mark.slow
 def test_a_trained_row_mines_and_trains_on_each_seeds_train_subset(eval_data_dir, tmp_path):
+    """Each seed mines and trains on its own train subset; seeds run apart merge with their mining summaries."""
+    from hn_evaluation.benchmark import merge_benchmark_reports
     from hn_plugins.mining.result import MiningResult
 
     data = eval_data_dir / "medline"
     kwargs = dict(
         models="static-model", epochs=1, top_k=10, validation_top_k=5, max_test_queries=4, max_length=64
     )
-    report = run_benchmark(data, ["random"], [0, 1], tmp_path, train_size=6, **kwargs)
+    for seed in (0, 1):
+        run_benchmark(
+            data, ["random"], [seed], tmp_path / f"s{seed}", train_size=6, fusion_rule="best", **kwargs
+        )
+    report = merge_benchmark_reports(
+        [tmp_path / f"s{seed}" / "report.json" for seed in (0, 1)], tmp_path / "m"
+    )
     splits = TrainSplits(load_split(data, "train"), 6)
     for seed in (0, 1):
         subset = splits.for_seed(seed)
-        mined = MiningResult.from_jsonl(tmp_path / "triplets" / f"random-seed{seed}.jsonl")
+        mined = MiningResult.from_jsonl(tmp_path / f"s{seed}" / "triplets" / f"random-seed{seed}.jsonl")
         assert {r.query_id for r in mined.records} == set(subset.judged_query_ids)
         assert len(mined.records) == len(subset.positive_pairs())
         mining = report["strategies"]["random"]["mining_per_seed"][seed]
         assert mining["seed"] == seed and mining["pairs"] == len(subset.positive_pairs())
     assert report["config"]["train_size"] == 6 and len(report["strategies"]["random"]["training"]) == 2
+    # the settings' fusion rule chose each trained model's weight
+    rules = [t["fusion"]["validation"]["rule"] for t in report["strategies"]["random"]["training"]]
+    assert rules == ["best", "best"] and report["config"]["fusion_rule"] == "best"

@@ -33,7 +33,7 @@ def _queries(seed, n, reranker_signal, first_signal):
 def test_rules_by_hand(wr):
     queries = _queries(1, 15, 1.5, 0.8)
     means = {w: fused_reciprocal_ranks(queries, w).mean() for w in FUSION_WEIGHTS}
-    assert wr.rule_argmax(queries) == choose_fusion_weight(queries, one_standard_error=False)[0]
+    assert wr.rule_argmax(queries) == choose_fusion_weight(queries, rule="best")[0]
     assert means[wr.rule_argmax(queries)] == pytest.approx(max(means.values()))
     assert wr.rule_one_se(queries) == choose_fusion_weight(queries)[0]
     assert 0.1 <= wr.rule_interior(queries) <= 0.9

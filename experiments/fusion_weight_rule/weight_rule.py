@@ -92,7 +92,7 @@ def _per_weight(queries: Sequence[Query]) -> dict[float, np.ndarray]:
 
 def rule_argmax(queries: Sequence[Query]) -> float:
     """The best mean MRR@10, whatever the evidence (the rule shipped until this experiment)."""
-    return choose_fusion_weight(queries, one_standard_error=False)[0]
+    return choose_fusion_weight(queries, rule="best")[0]
 
 
 def rule_one_se(queries: Sequence[Query]) -> float:
@@ -120,7 +120,7 @@ def rule_significant_20(queries: Sequence[Query]) -> float:
 
 def rule_interior(queries: Sequence[Query]) -> float:
     """``argmax`` over 0.1..0.9 (both signals always count)."""
-    return choose_fusion_weight(queries, weights=INTERIOR, one_standard_error=False)[0]
+    return choose_fusion_weight(queries, weights=INTERIOR, rule="best")[0]
 
 
 def _bootstrap_picks(queries: Sequence[Query], resamples: int = 200, seed: int = 0) -> np.ndarray:

@@ -7,8 +7,10 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hn_plugins.cli.validation import (
+    add_fusion_rule,
     add_selection_alpha,
     bounded_float,
     bounded_int,
@@ -21,14 +23,47 @@ from hn_plugins.cli.validation import (
 from hn_plugins.encoders.engines import ENGINES
 from hn_plugins.models import DEFAULT_ENSEMBLE
 
+if TYPE_CHECKING:
+    from hn_plugins.retrain import RetrainingJob
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODELS = ",".join(DEFAULT_ENSEMBLE)
 
 
+def job_from_args(args: argparse.Namespace) -> RetrainingJob:
+    """The :class:`~hn_plugins.retrain.RetrainingJob` of ``hn retrain``'s options (creates the registry folder)."""
+    from hn_plugins.retrain import RetrainingJob
+
+    return RetrainingJob(
+        args.registry,
+        base_model=args.base_model,
+        kind=args.kind,
+        mining_models=[m.strip() for m in args.models.split(",") if m.strip()],
+        variance=args.variance if 0.0 < args.variance < 1.0 else None,
+        selector=args.selector,
+        num_negatives=args.num_negatives,
+        cache_dir=args.cache,
+        loss=args.loss,
+        selection=args.selection,
+        folds=args.folds,
+        selection_alpha=args.selection_alpha or None,
+        fusion_rule=args.fusion_rule,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        max_length=args.max_length,
+        top_k=args.top_k,
+        min_improvement=args.min_improvement,
+        start_from=args.start_from,
+        max_p_value=args.max_p_value,
+        engine=args.engine,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from hn_plugins.cli.mine_cmd import load_data
-    from hn_plugins.retrain import RetrainingJob
 
     eval_data = args.eval_data if args.eval_data is not None else args.data
     if args.data.is_file() and args.eval_data is None:
@@ -44,30 +79,7 @@ def run(args: argparse.Namespace) -> int:
     train = load_data(args.data, args.split, args.drop_empty)
     evaluation = load_data(eval_data, args.eval_split, args.drop_empty)
     logger.info("Loaded %r and %r", train, evaluation)
-    job = RetrainingJob(  # creates the registry folder: only once the data has loaded
-        args.registry,
-        base_model=args.base_model,
-        kind=args.kind,
-        mining_models=[m.strip() for m in args.models.split(",") if m.strip()],
-        variance=args.variance if 0.0 < args.variance < 1.0 else None,
-        selector=args.selector,
-        num_negatives=args.num_negatives,
-        cache_dir=args.cache,
-        loss=args.loss,
-        selection=args.selection,
-        folds=args.folds,
-        selection_alpha=args.selection_alpha or None,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        max_length=args.max_length,
-        top_k=args.top_k,
-        min_improvement=args.min_improvement,
-        start_from=args.start_from,
-        max_p_value=args.max_p_value,
-        engine=args.engine,
-    )
+    job = job_from_args(args)  # creates the registry folder: only once the data has loaded
     result = job.run(train, evaluation, force=args.force)
     sys.stdout.write(result.format_summary() + "\n")
     if args.json is not None:
@@ -144,6 +156,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--folds", type=bounded_int(2), default=5, help="folds of --selection cross-fit (default: 5)"
     )
     add_selection_alpha(parser)
+    add_fusion_rule(parser)
     parser.add_argument("--epochs", type=positive_int, default=4, help="maximum epochs (default: 4)")
     parser.add_argument("--lr", type=positive_float, default=2e-5, help="learning rate (default: 2e-5)")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="rows per step (default: 16)")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from hn_plugins.cli.validation import (
+    add_fusion_rule,
     add_selection_alpha,
     bounded_int,
     fraction_open,
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         selection=args.selection,
         folds=args.folds,
         selection_alpha=args.selection_alpha or None,
+        fusion_rule=args.fusion_rule,
     )
     how = (
         f"pooled over {args.folds} folds, one row per epoch count"
@@ -176,5 +178,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--folds", type=bounded_int(2), default=5, help="folds for --selection cross-fit (default: 5)"
     )
     add_selection_alpha(parser)
+    add_fusion_rule(parser)
     parser.add_argument("--json", type=Path, default=None, help="also write the curve and metrics as JSON")
     parser.set_defaults(func=run)

@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Sequence
 
 __all__ = [
+    "add_fusion_rule",
     "add_selection_alpha",
     "bounded_float",
     "bounded_int",
@@ -180,4 +181,19 @@ def add_selection_alpha(parser: argparse.ArgumentParser) -> None:
         default=0.05,
         help="with --selection cross-fit, train only when the chosen epochs beat the starting model on the pooled "
         "held-out queries with a paired permutation p below this (default: 0.05; 0: on any gain)",
+    )
+
+
+def add_fusion_rule(parser: argparse.ArgumentParser) -> None:
+    """Add ``--fusion-rule`` (how the weight fusing a reranker with BM25 is chosen; ``hn train``, ``hn retrain``,
+    ``hn benchmark``)."""
+    from hn_plugins.fusion import DEFAULT_FUSION_RULE, FUSION_RULES
+
+    parser.add_argument(
+        "--fusion-rule",
+        choices=list(FUSION_RULES),
+        default=DEFAULT_FUSION_RULE,
+        help="how the weight that fuses the reranker's scores with BM25's is chosen on validation queries: "
+        "one-se, the most balanced weight within one standard error of the best (default), or best, the best "
+        "weight (on a few dozen queries often a lucky one)",
     )

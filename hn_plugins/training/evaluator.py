@@ -20,7 +20,13 @@ import numpy as np
 
 from hn_plugins.bm25 import BM25Index
 from hn_plugins.data import DatasetError, RetrievalDataset
-from hn_plugins.fusion import Normalization, ScoreFusion, choose_fusion_weight
+from hn_plugins.fusion import (
+    DEFAULT_FUSION_RULE,
+    FusionRule,
+    Normalization,
+    ScoreFusion,
+    choose_fusion_weight,
+)
 from hn_plugins.metrics import mrr_at_k
 
 logger = logging.getLogger(__name__)
@@ -244,10 +250,14 @@ class RerankingMRREvaluator(_BaseEvaluator):
             batch_size=self.batch_size,
         )
 
-    def choose_fusion(self, model: Any, normalization: Normalization = "z") -> ScoreFusion | None:
-        """Choose the weight that mixes the model's scores with the first stage's best on these queries.
+    def choose_fusion(
+        self, model: Any, normalization: Normalization = "z", rule: FusionRule = DEFAULT_FUSION_RULE
+    ) -> ScoreFusion | None:
+        """Choose the weight that mixes the model's scores with the first stage's on these queries.
 
-        Returns ``None`` when the evaluator has no first-stage scores (candidates were given without them).
+        ``rule`` is :func:`~hn_plugins.fusion.choose_fusion_weight`'s (``one-se`` or ``best``); the returned
+        fusion's ``validation`` records it. Returns ``None`` when the evaluator has no first-stage scores
+        (candidates were given without them).
         """
         if self.first_stage_scores is None:
             return None
@@ -258,6 +268,7 @@ class RerankingMRREvaluator(_BaseEvaluator):
                 for q, s in zip(self.query_ids, scores, strict=True)
             ],
             normalization=normalization,
+            rule=rule,
         )
         logger.info(
             "%s: fusion weight %.1f (MRR@10 %.4f fused vs %.4f reranker alone, %.4f first stage).",
@@ -276,6 +287,7 @@ class RerankingMRREvaluator(_BaseEvaluator):
                 "mrr@10_fused": curve[weight],
                 "mrr@10_reranker": curve[1.0],
                 "mrr@10_first_stage": curve[0.0],
+                "rule": rule,
             },
         )
 

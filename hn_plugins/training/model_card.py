@@ -136,6 +136,7 @@ def hyperparameters(settings: FineTuneSettings, eval_dataset_given: bool) -> dic
         "folds": s.folds if s.selection == "cross-fit" else None,
         "selection_alpha": s.selection_alpha if s.selection == "cross-fit" else None,
         "first_stage_top_k": s.first_stage_top_k,
+        "fusion_rule": s.fusion_rule if s.choose_fusion else None,
     }
 
 

@@ -125,7 +125,10 @@ def run_cross_fit(
         gc.collect()
         fold_evaluators.append(evaluator)
     decision = choose_by_cross_fitting(
-        fold_evaluators, fuse=settings.choose_fusion, alpha=settings.selection_alpha
+        fold_evaluators,
+        fuse=settings.choose_fusion,
+        alpha=settings.selection_alpha,
+        fusion_rule=settings.fusion_rule,
     )
     fit = run(train_part=dataset, evaluator=None, epochs=decision.epochs, work=work, resume=settings.resume)
     fit.stats["records_validation_queries"] = 0
@@ -234,7 +237,7 @@ def run_holdout(
         stats=fit.stats,
         selected=selected,
         selected_step=selected_step,
-        fusion=evaluator.choose_fusion(model) if settings.choose_fusion else None,
+        fusion=evaluator.choose_fusion(model, rule=settings.fusion_rule) if settings.choose_fusion else None,
         validation_queries=len(evaluator.query_ids),
         validation_top_k=evaluator.top_k,
         validation_first_stage=evaluator.first_stage["mrr@10"],

@@ -22,7 +22,14 @@ from typing import Any, cast
 
 import numpy as np
 
-from hn_plugins.fusion import Normalization, ScoreFusion, choose_fusion_weight, fused_reciprocal_ranks
+from hn_plugins.fusion import (
+    DEFAULT_FUSION_RULE,
+    FusionRule,
+    Normalization,
+    ScoreFusion,
+    choose_fusion_weight,
+    fused_reciprocal_ranks,
+)
 from hn_plugins.significance import paired_permutation_test
 from hn_plugins.training.evaluator import mrr_at_k
 
@@ -71,6 +78,7 @@ def choose_by_cross_fitting(
     fuse: bool = True,
     normalization: Normalization = "z",
     alpha: float | None = None,
+    fusion_rule: FusionRule = DEFAULT_FUSION_RULE,
 ) -> CrossFitDecision:
     """Pool the recorded held-out scores of each fold's evaluator and pick the epoch count and fusion weight.
 
@@ -82,6 +90,8 @@ def choose_by_cross_fitting(
         normalization: per-query normalisation of the fused scores.
         alpha: keep the starting model unless the best epoch count beats it with a paired permutation p below
             ``alpha`` on the pooled per-query MRR@10 (fused when ``fuse``); ``None``: no such rule.
+        fusion_rule: how each epoch count's fusion weight is chosen on the pooled queries
+            (:func:`~hn_plugins.fusion.choose_fusion_weight`: ``one-se`` or ``best``).
 
     Returns:
         :class:`CrossFitDecision`. The epoch count maximises the pooled MRR@10 (fused with its best weight when
@@ -143,7 +153,7 @@ def choose_by_cross_fitting(
         if fuse:
             # fuse holds only when every evaluator has first-stage scores, so no pooled entry carries None
             scored = cast("list[tuple[np.ndarray, list[float], list[bool]]]", pooled)
-            weight, by_weight = choose_fusion_weight(scored, normalization=normalization)
+            weight, by_weight = choose_fusion_weight(scored, normalization=normalization, rule=fusion_rule)
             entry["mrr@10_fused"], entry["weight"] = by_weight[weight], weight
             values = fused_reciprocal_ranks(scored, weight, normalization=normalization)
             fusion = ScoreFusion(
@@ -156,6 +166,7 @@ def choose_by_cross_fitting(
                     "mrr@10_reranker": by_weight[1.0],
                     "mrr@10_first_stage": by_weight[0.0],
                     "method": f"cross-fit, {len(evaluators)} folds",
+                    "rule": fusion_rule,
                 },
             )
         if i > 0:

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hn_plugins.fusion import DEFAULT_FUSION_RULE, FUSION_RULES, FusionRule
 from hn_plugins.training.model_folder import TrainingError
 
 __all__ = ["LOSS_NAMES", "SELECTIONS", "FineTuneSettings"]
@@ -62,6 +63,9 @@ class FineTuneSettings:
         choose_fusion: after training, choose on the validation queries the weight that mixes the reranker's
             scores with BM25's (:mod:`hn_plugins.fusion`) and store it in ``hn_reranker.json``; rerankers loaded
             from the folder apply it when first-stage scores are given. Needs BM25 validation candidates.
+        fusion_rule: how that weight (and cross-fitting's pooled one) is chosen: ``one-se``, the most balanced
+            weight within one standard error of the best validation MRR@10; ``best``, the best weight
+            (:func:`~hn_plugins.fusion.choose_fusion_weight`).
         resume: continue from the last checkpoint of an interrupted run with the same ``output_dir``.
         keep_checkpoints: keep the trainer's scratch folder (checkpoints) after success.
 
@@ -100,6 +104,7 @@ class FineTuneSettings:
     early_stopping_patience: int | None = 2
     keep_base_if_better: bool = True
     choose_fusion: bool = True
+    fusion_rule: FusionRule = DEFAULT_FUSION_RULE
     resume: bool = False
     keep_checkpoints: bool = False
 
@@ -124,6 +129,11 @@ class FineTuneSettings:
             raise TrainingError(
                 f"selection_alpha must be in (0, 1] (e.g. 0.05), or None to train whenever the pooled gain is "
                 f"positive; got {self.selection_alpha!r}."
+            )
+        if self.fusion_rule not in FUSION_RULES:
+            raise TrainingError(
+                f"fusion_rule must be 'one-se' (the most balanced weight within one standard error of the best) or "
+                f"'best' (the best validation weight); got {self.fusion_rule!r}."
             )
 
     @classmethod

@@ -90,6 +90,18 @@ def test_choice_matches_a_brute_force_over_epochs_and_weights(cranfield_train):
     for epoch in range(3):  # unfused pooled MRR@10 = the weight-1 brute force
         assert decision.curve[epoch]["mrr@10"] == pytest.approx(brute[(epoch, 1.0)].mean())
     assert decision.epochs > 0  # the signal grows with epochs, so training beats the start here
+    assert decision.fusion.validation["rule"] == "one-se"
+
+    # fusion_rule="best": each epoch count's weight is its best pooled weight (ties: the most balanced)
+    best = choose_by_cross_fitting(evaluators, fusion_rule="best")
+    best_weight = {}
+    for epoch in range(3):
+        means = {w: brute[(epoch, w)].mean() for w in weights}
+        best_weight[epoch] = max(weights, key=lambda w: (round(means[w], 12), -abs(w - 0.5), w))
+        assert best.curve[epoch]["weight"] == best_weight[epoch]
+        assert best.curve[epoch]["mrr@10_fused"] == pytest.approx(means[best_weight[epoch]])
+    assert best.fusion.validation["rule"] == "best"
+    assert any(best_weight[e] != decision.curve[e]["weight"] for e in range(3))  # the rules differ here
 
 
 def test_ties_keep_the_starting_model_and_empty_records_are_refused(cranfield_train):

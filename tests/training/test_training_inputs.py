@@ -124,6 +124,10 @@ def test_bad_settings_are_refused_before_loading(tmp_path, small_records, cranfi
             selection_alpha=0.0,
             output_dir=tmp_path,
         )
+    with pytest.raises(TrainingError, match=r"fusion_rule must be 'one-se' .* or 'best' .*; got 'argmax'"):
+        fine_tune_reranker(
+            result, cranfield_train, "all-MiniLM-L6-v2", fusion_rule="argmax", output_dir=tmp_path
+        )
     with pytest.raises(TrainingError, match="drop eval_dataset"):
         fine_tune_reranker(
             result,
@@ -329,6 +333,8 @@ def test_cli_registers_train_and_bootstrap():
     base = ["train", "t", "--data", "d", "--base-model", "m", "--out", "o", "--selection-alpha"]
     assert parser.parse_args([*base, "0.2"]).selection_alpha == 0.2
     assert parser.parse_args([*base, "0"]).selection_alpha == 0.0  # no test: train on any pooled gain
+    assert args.fusion_rule == "one-se"
+    assert parser.parse_args([*base, "0.2", "--fusion-rule", "best"]).fusion_rule == "best"
     assert (
         parser.parse_args(["train", "t", "--data", "d", "--base-model", "m", "--out", "o"]).selection
         == "holdout"
@@ -415,3 +421,12 @@ def test_cli_train_reports_bad_input_cleanly(tmp_path, shared_data, capsys):
     )
     assert code == 2
     assert "is empty" in capsys.readouterr().err
+
+
+def test_the_card_records_the_fusion_rule_only_when_a_weight_is_chosen():
+    from hn_plugins.training.model_card import hyperparameters
+    from hn_plugins.training.settings import FineTuneSettings
+
+    assert hyperparameters(FineTuneSettings(kind="bi"), False)["fusion_rule"] == "one-se"
+    assert hyperparameters(FineTuneSettings(kind="bi", fusion_rule="best"), False)["fusion_rule"] == "best"
+    assert hyperparameters(FineTuneSettings(kind="bi", choose_fusion=False), False)["fusion_rule"] is None

@@ -73,6 +73,7 @@ def benchmark_config(
         "ablation_verifier": s.ablation_verifier,
         "ablation_adapt": s.ablation_adapt,
         "fusion": s.fusion,
+        "fusion_rule": s.fusion_rule,
         "control_rows": list(controls),
         **({"rag": dict(rag)} if rag else {}),
         **({"train_size": s.train_size} if s.train_size is not None else {}),
@@ -323,6 +324,9 @@ def _merged_strategy(parts: Sequence[Mapping[str, Any]], weights: Sequence[int])
     }
     if parts[0].get("fusion"):
         merged["fusion"] = parts[0]["fusion"]
+    per_seed_mining = [m for p in parts for m in p.get("mining_per_seed") or []]
+    if per_seed_mining:
+        merged["mining_per_seed"] = per_seed_mining
     return merged
 
 

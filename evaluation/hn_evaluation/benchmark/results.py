@@ -157,6 +157,8 @@ class RowResults:
             }
             if source.get("fusion"):
                 out[name]["fusion"] = source["fusion"]
+            if source.get("mining_per_seed"):
+                out[name]["mining_per_seed"] = source["mining_per_seed"]
         return out
 
     def add_rag_values(

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hn_plugins.fusion import DEFAULT_FUSION_RULE, FusionRule, check_fusion_rule
 from hn_plugins.models import DEFAULT_ENSEMBLE
 
 from ..generators import Generator
@@ -88,6 +89,9 @@ class BenchmarkSettings:
         cache_dir: embedding cache of the mining ensemble (``None``: ``out_dir/cache``).
         fusion: also choose, for every fine-tuned model, the weight that fuses its scores with BM25's and report
             the fused rows (``default`` is reported fused); ``False``: rerankers alone.
+        fusion_rule: how every fusion weight is chosen (``zero-shot+fusion``'s, each trained row's, cross-fitting's):
+            ``one-se`` (the most balanced weight within one standard error of the best) or ``best``
+            (:func:`~hn_plugins.fusion.choose_fusion_weight`).
         rag: downstream RAG quality of every row: a generator (``generator(question, contexts) -> str``) or a
             name for :func:`~hn_evaluation.generators.load_generator`; ``None``: no RAG section.
         rag_contexts: documents per answer.
@@ -134,6 +138,7 @@ class BenchmarkSettings:
     n_resamples: int = 10000
     cache_dir: str | os.PathLike[str] | None = None
     fusion: bool = True
+    fusion_rule: FusionRule = DEFAULT_FUSION_RULE
     rag: str | Generator | None = None
     rag_contexts: int = 3
     rag_max_queries: int | None = None
@@ -148,6 +153,7 @@ class BenchmarkSettings:
                 "ablation_adapt adapts a bi-encoder to the corpus (kind='bi'); for cross-encoders warm-start the "
                 "base model with `hn bootstrap` (kind cross) and pass that folder as base_model."
             )
+        check_fusion_rule(self.fusion_rule)
         if self.first_stage not in ("bm25", "dense"):
             raise ValueError(f"first_stage must be 'bm25' or 'dense', got {self.first_stage!r}.")
         object.__setattr__(self, "models", parse_models(self.models))

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from hn_plugins.data import RetrievalDataset
+from hn_plugins.fusion import DEFAULT_FUSION_RULE, FusionRule
 
 from ..metrics import EvaluationError
 from .scoring import (
@@ -44,9 +45,15 @@ class _FloorScoresByQuery(dict):
 
 
 def zero_shot_fusion(
-    train: RetrievalDataset, base_model: str, kind: str, max_length: int | None, top_k: int
+    train: RetrievalDataset,
+    base_model: str,
+    kind: str,
+    max_length: int | None,
+    top_k: int,
+    rule: FusionRule = DEFAULT_FUSION_RULE,
 ) -> Any:
-    """The fusion weight of the untrained starting model, chosen on every judged *train* query (BM25 top-k).
+    """The fusion weight of the untrained starting model, chosen on every judged *train* query (BM25 top-k) by
+    ``rule`` (:func:`~hn_plugins.fusion.choose_fusion_weight`).
 
     Returns:
         The chosen :class:`~hn_plugins.fusion.ScoreFusion`.
@@ -60,7 +67,7 @@ def zero_shot_fusion(
         from hn_plugins.reranker import CrossEncoderReranker
 
         model = CrossEncoderReranker(base_model, max_length=max_length).model
-    choice = evaluator.choose_fusion(model)
+    choice = evaluator.choose_fusion(model, rule=rule)
     if choice is None:  # pragma: no cover - BM25 candidates always carry scores
         raise EvaluationError("No first-stage scores to choose a fusion weight with.")
     return choice
@@ -82,7 +89,7 @@ class ZeroShotFusions:
         if key not in self._chosen:
             s = self.settings
             self._chosen[key] = zero_shot_fusion(
-                train, s.base_model, s.kind, s.max_length, s.validation_top_k
+                train, s.base_model, s.kind, s.max_length, s.validation_top_k, s.fusion_rule
             )
         return self._chosen[key]
 

@@ -179,6 +179,7 @@ def train_row(
         selection=row.selection,
         folds=DEFAULT_STRATEGY["folds"],
         selection_alpha=DEFAULT_STRATEGY["selection_alpha"],
+        fusion_rule=settings.fusion_rule,
     )
     adapted = Path(start) if adaptation is not None and adaptation["started_from_adapted"] else None
     return TrainedRow(trained, _training_entry(trained, seed, adaptation), model_dir, adapted)

@@ -13,7 +13,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hn_plugins.cli.validation import non_negative_float, pca_variance, positive_float, positive_int
+from hn_plugins.cli.validation import (
+    add_fusion_rule,
+    non_negative_float,
+    pca_variance,
+    positive_float,
+    positive_int,
+)
 
 from .rag_options import add_rag_arguments
 
@@ -62,6 +68,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchmarkSettings:
         keep_models=args.keep_models,
         cache_dir=args.cache,
         fusion=not args.no_fusion,
+        fusion_rule=args.fusion_rule,
         rag=args.rag,
         rag_contexts=args.rag_contexts,
         rag_max_queries=args.rag_max_queries,
@@ -260,5 +267,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="report rerankers alone: no BM25 fusion for default and no fused control rows",
     )
+    add_fusion_rule(parser)
     add_rag_arguments(parser)
     parser.set_defaults(func=run)
