@@ -38,7 +38,8 @@ def subset_report(
         n_resamples: permutations of each paired test.
 
     Returns:
-        ``{"dataset", "split", "queries", "metric", "rows", "significance", "per_query"}``.
+        ``{"dataset", "split", "queries", "metric", "config", "rows", "significance", "per_query"}``; ``config``
+        is the full report's (seeds, settings), so a subset report says how its rows were trained.
 
     Raises:
         EvaluationError: the report has no per-seed per-query values, or a query id is not in it.
@@ -91,6 +92,7 @@ def subset_report(
         "split": split,
         "queries": len(wanted),
         "metric": metric,
+        "config": dict(report.get("config") or {}),
         "rows": {
             row: {metric: {"mean": a[metric]["mean"], "std": a[metric]["std"]}}
             for row, a in aggregated.items()

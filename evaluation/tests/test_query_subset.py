@@ -24,6 +24,7 @@ def test_all_queries_give_back_the_full_report(report):
     queries = list(report["per_query"]["values"]["default"])
     subset = subset_report(report, queries, "test", n_resamples=10000)
     assert subset["queries"] == len(queries)
+    assert subset["config"] == report["config"] and subset["config"]["seeds"] == [0, 1, 2]
     for row, values in report["rows"].items():
         assert subset["rows"][row]["mrr@10"]["mean"] == pytest.approx(values["mrr@10"]["mean"], abs=1e-12)
         assert subset["rows"][row]["mrr@10"]["std"] == pytest.approx(values["mrr@10"]["std"], abs=1e-12)
