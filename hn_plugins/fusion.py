@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
 
+from hn_plugins.fusion_rules import DEFAULT_FUSION_RULE, FUSION_RULES, FusionRule, check_fusion_rule
 from hn_plugins.metrics import mrr_at_k_of_order
 
 logger = logging.getLogger(__name__)
@@ -42,30 +43,6 @@ __all__ = [
 Normalization = Literal["z", "minmax"]
 #: Weights tried by :func:`choose_fusion_weight` (0 = first stage alone, 1 = reranker alone).
 FUSION_WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
-FusionRule = Literal["one-se", "best"]
-#: How :func:`choose_fusion_weight` picks a weight: ``one-se``, the most balanced weight whose validation MRR is
-#: within one standard error of the best; ``best``, the best weight.
-FUSION_RULES: tuple[str, ...] = ("one-se", "best")
-#: The rule every trainer, benchmark and CLI command uses unless told otherwise.
-DEFAULT_FUSION_RULE: FusionRule = "one-se"
-
-
-def check_fusion_rule(rule: str) -> FusionRule:
-    """``rule`` if it names a fusion rule (:data:`FUSION_RULES`).
-
-    Raises:
-        ValueError: an unknown rule; the message lists the known ones.
-
-    Example:
-        >>> check_fusion_rule("best")
-        'best'
-    """
-    if rule not in FUSION_RULES:
-        raise ValueError(
-            f"Unknown fusion rule {rule!r}; choose 'one-se' (the most balanced weight within one standard error "
-            "of the best, the default) or 'best' (the best validation weight)."
-        )
-    return cast("FusionRule", rule)
 
 
 def normalize_scores(scores: Sequence[float] | np.ndarray, method: Normalization = "z") -> np.ndarray:

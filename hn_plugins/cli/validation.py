@@ -187,7 +187,7 @@ def add_selection_alpha(parser: argparse.ArgumentParser) -> None:
 def add_fusion_rule(parser: argparse.ArgumentParser) -> None:
     """Add ``--fusion-rule`` (how the weight fusing a reranker with BM25 is chosen; ``hn train``, ``hn retrain``,
     ``hn benchmark``)."""
-    from hn_plugins.fusion import DEFAULT_FUSION_RULE, FUSION_RULES
+    from hn_plugins.fusion_rules import DEFAULT_FUSION_RULE, FUSION_RULES
 
     parser.add_argument(
         "--fusion-rule",
