@@ -8,8 +8,9 @@ and the fused score is ``weight * reranker + (1 - weight) * first_stage``. ``wei
 
 The weight is chosen on validation queries (held-out *train* queries, never the test split) by
 :func:`choose_fusion_weight` under a rule (:data:`FUSION_RULES`): by default ``one-se``, the most balanced weight
-within one standard error of the best; ``best`` takes the best weight. The trainer stores the chosen :class:`ScoreFusion` in the model folder's ``hn_reranker.json``, and the LlamaIndex
-postprocessor and the Haystack ranker apply it whenever the retrieved nodes/documents carry first-stage scores.
+within one standard error of the best; ``best`` takes the best weight. The trainer stores the chosen
+:class:`ScoreFusion` in the model folder's ``hn_reranker.json``, and the LlamaIndex postprocessor and the Haystack
+ranker apply it whenever the retrieved nodes/documents carry first-stage scores.
 """
 
 from __future__ import annotations

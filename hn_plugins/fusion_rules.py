@@ -10,8 +10,8 @@ from typing import Literal, cast
 __all__ = ["DEFAULT_FUSION_RULE", "FUSION_RULES", "FusionRule", "check_fusion_rule"]
 
 FusionRule = Literal["one-se", "best"]
-#: How :func:`hn_plugins.fusion.choose_fusion_weight` picks a weight: ``one-se``, the most balanced weight whose validation MRR is
-#: within one standard error of the best; ``best``, the best weight.
+#: How :func:`hn_plugins.fusion.choose_fusion_weight` picks a weight: ``one-se``, the most balanced weight whose
+#: validation MRR is within one standard error of the best; ``best``, the best weight.
 FUSION_RULES: tuple[str, ...] = ("one-se", "best")
 #: The rule every trainer, benchmark and CLI command uses unless told otherwise.
 DEFAULT_FUSION_RULE: FusionRule = "one-se"
