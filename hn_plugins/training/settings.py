@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hn_plugins.fusion import DEFAULT_FUSION_RULE, FUSION_RULES, FusionRule
+from hn_plugins.fusion import DEFAULT_FUSION_RULE, FusionRule, check_fusion_rule
 from hn_plugins.training.model_folder import TrainingError
 
 __all__ = ["LOSS_NAMES", "SELECTIONS", "FineTuneSettings"]
@@ -130,11 +130,10 @@ class FineTuneSettings:
                 f"selection_alpha must be in (0, 1] (e.g. 0.05), or None to train whenever the pooled gain is "
                 f"positive; got {self.selection_alpha!r}."
             )
-        if self.fusion_rule not in FUSION_RULES:
-            raise TrainingError(
-                f"fusion_rule must be 'one-se' (the most balanced weight within one standard error of the best) or "
-                f"'best' (the best validation weight); got {self.fusion_rule!r}."
-            )
+        try:
+            check_fusion_rule(self.fusion_rule)
+        except ValueError as exc:
+            raise TrainingError(f"fusion_rule: {exc}") from None
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

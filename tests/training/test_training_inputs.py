@@ -124,7 +124,9 @@ def test_bad_settings_are_refused_before_loading(tmp_path, small_records, cranfi
             selection_alpha=0.0,
             output_dir=tmp_path,
         )
-    with pytest.raises(TrainingError, match=r"fusion_rule must be 'one-se' .* or 'best' .*; got 'argmax'"):
+    with pytest.raises(
+        TrainingError, match=r"fusion_rule: Unknown fusion rule 'argmax'; choose 'one-se' .* or 'best'"
+    ):
         fine_tune_reranker(
             result, cranfield_train, "all-MiniLM-L6-v2", fusion_rule="argmax", output_dir=tmp_path
         )
