@@ -227,6 +227,35 @@ def test_results_tables_quote_the_committed_reports(page):
     assert checked >= 30, f"{page}: only {checked} results cells found"
 
 
+SCIFACT_CURVE = (
+    REPO / "experiments/cross_fit_significance_rule/results/one_se_scifact_128/curve/learning_curve.json"
+)
+
+
+def test_learning_curve_table_quotes_the_committed_curve():
+    """Each cell of the README's ``train claims`` table (seeds, MRR@10 ± std, p) equals the committed curve JSON."""
+    import json
+
+    points = {p["train_size"]: p for p in json.loads(SCIFACT_CURVE.read_text(encoding="utf-8"))["points"]}
+    tables = [t for t in _markdown_tables(README.read_text(encoding="utf-8")) if t[0][0] == "train claims"]
+    assert len(tables) == 1, (
+        "README.md should hold one learning-curve table (first header cell: train claims)"
+    )
+    header, *rows = tables[0]
+    sizes = [int(row[0].split()[0]) for row in rows]
+    assert sizes == sorted(points), (sizes, sorted(points))
+    for size, row in zip(sizes, rows, strict=True):
+        point = points[size]
+        assert row[1] == str(point["seeds"]), row
+        for name in ("default", "zero-shot+fusion"):
+            values = point["rows"][name]
+            assert row[header.index(f"`{name}`")] == f"{values['mean']:.3f} ± {values['std']:.3f}", (
+                row,
+                name,
+            )
+        assert row[4] == f"{point['p_default_vs_zero_shot_fusion']:.2g}", row
+
+
 @pytest.mark.parametrize(
     "page",
     [
