@@ -253,7 +253,7 @@ def test_learning_curve_table_quotes_the_committed_curve():
                 row,
                 name,
             )
-        assert row[4] == f"{point['p_default_vs_zero_shot_fusion']:.2g}", row
+        assert row[header.index("p")] == f"{point['p_default_vs_zero_shot_fusion']:.2g}", row
 
 
 @pytest.mark.parametrize(
