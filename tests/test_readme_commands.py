@@ -246,7 +246,7 @@ def test_learning_curve_table_quotes_the_committed_curve():
     assert sizes == sorted(points), (sizes, sorted(points))
     for size, row in zip(sizes, rows, strict=True):
         point = points[size]
-        assert row[1] == str(point["seeds"]), row
+        assert row[header.index("seeds")] == str(point["seeds"]), row
         for name in ("default", "zero-shot+fusion"):
             values = point["rows"][name]
             assert row[header.index(f"`{name}`")] == f"{values['mean']:.3f} ± {values['std']:.3f}", (
