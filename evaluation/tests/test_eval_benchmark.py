@@ -221,3 +221,25 @@ def test_trained_row_is_deterministic_for_a_seed(eval_data_dir, tmp_path):
         first["strategies"]["random"]["training"][0]["validation_curve"]
         == (second["strategies"]["random"]["training"][0]["validation_curve"])
     )
+
+
+def test_training_table_reports_examples_per_second_and_a_dash_for_older_reports():
+    run = {"seed": 0, "selection": "cross-fit", "validation_queries": 809, "train_rows": 919, "steps": 58}
+    report = {
+        "dataset": "toy",
+        "metrics": ["mrr@10"],
+        "rows": {"default": {"mrr@10": {"mean": 0.7, "std": 0.0}}},
+        "strategies": {
+            "default": {"training": [{**run, "train_seconds": 2665.1, "train_examples_per_second": 2.87}]},
+            "paper": {"training": [{**run, "train_seconds": 280.1}]},  # a report from before the field
+        },
+    }
+    lines = format_benchmark_markdown(report).splitlines()
+    header = next(line for line in lines if line.startswith("| strategy | seed | validation"))
+    column = [c.strip() for c in header.split("|")].index("examples/s")
+    cells = {
+        line.split("|")[1].strip(): line.split("|")[column].strip()
+        for line in lines
+        if line.startswith(("| default | 0 |", "| paper | 0 |"))
+    }
+    assert cells == {"default": "2.9", "paper": "–"}

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FitResult", "fit_model", "seed_everything"]
+__all__ = ["FitResult", "examples_seen", "fit_model", "seed_everything"]
 
 
 def seed_everything(seed: int) -> None:
@@ -63,6 +63,28 @@ class FitResult:
     steps_per_epoch: int
     train_seconds: float
     rows_per_second: float
+    examples: int = 0
+
+
+def examples_seen(rows: int, steps: int, steps_per_epoch: int, batch_size: int) -> int:
+    """How many training rows the optimiser saw in ``steps`` steps: every row once per full epoch, then the
+    batches of the epoch it stopped in.
+
+    Args:
+        rows: training rows in one epoch.
+        steps: optimiser steps taken.
+        steps_per_epoch: steps in one epoch (the last batch of an epoch may be short).
+        batch_size: rows per step.
+
+    Returns:
+        The number of rows trained on, counted once per epoch they were seen in.
+
+    Example:
+        >>> examples_seen(rows=10, steps=7, steps_per_epoch=3, batch_size=4)  # 2 epochs of 10, then 1 batch of 4
+        24
+    """
+    epochs, rest = divmod(steps, steps_per_epoch)
+    return epochs * rows + min(rest * batch_size, rows)
 
 
 def load_model_and_rows(
@@ -284,4 +306,7 @@ def fit_model(
         steps_per_epoch=steps_per_epoch,
         train_seconds=train_seconds,
         rows_per_second=float(output.metrics.get("train_samples_per_second", 0.0)),
+        examples=examples_seen(
+            len(rows), int(trainer.state.global_step), steps_per_epoch, settings.batch_size
+        ),
     )

@@ -50,9 +50,10 @@ class KeptModel:
         validation_top_k: BM25 candidates reranked per validation query.
         validation_first_stage: the first stage's MRR@10 on the validation queries.
         validation_source: where the validation queries came from, in words.
-        train_seconds: training time of every run.
+        train_seconds: training time of every run (validation during training included).
         stopped_early: whether early stopping ended the run before its last epoch.
         decision: the cross-fitting decision (``None`` for hold-out).
+        train_examples: training rows seen by every run, counted once per epoch (the fold models included).
     """
 
     model: Any
@@ -69,6 +70,7 @@ class KeptModel:
     train_seconds: float
     stopped_early: bool
     decision: CrossFitDecision | None = None
+    train_examples: int = 0
 
     @property
     def start(self) -> dict[str, float] | None:
@@ -105,6 +107,7 @@ def run_cross_fit(
     run = functools.partial(fit_model, settings, base_model=base_model, result=result, callbacks=callbacks)
     fold_evaluators = []
     fold_seconds = 0.0
+    fold_examples = 0
     for i, (rest, held) in enumerate(dataset.folds(settings.folds, settings.seed)):
         evaluator = make_evaluator(held, name=f"fold{i}", record_scores=True, write_csv=False)
         logger.info(
@@ -120,6 +123,7 @@ def run_cross_fit(
             checkpoints=False,
         )
         fold_seconds += fold_fit.train_seconds
+        fold_examples += fold_fit.examples
         shutil.rmtree(fold_work, ignore_errors=True)
         del fold_fit
         gc.collect()
@@ -159,6 +163,7 @@ def run_cross_fit(
         train_seconds=fold_seconds + fit.train_seconds,
         stopped_early=False,
         decision=decision,
+        train_examples=fold_examples + fit.examples,
     )
 
 
@@ -245,4 +250,5 @@ def run_holdout(
         train_seconds=fit.train_seconds,
         stopped_early=bool(fit.steps < fit.total_steps),
         decision=None,
+        train_examples=fit.examples,
     )

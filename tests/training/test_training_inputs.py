@@ -432,3 +432,19 @@ def test_the_card_records_the_fusion_rule_only_when_a_weight_is_chosen():
     assert hyperparameters(FineTuneSettings(kind="bi"), False)["fusion_rule"] == "one-se"
     assert hyperparameters(FineTuneSettings(kind="bi", fusion_rule="best"), False)["fusion_rule"] == "best"
     assert hyperparameters(FineTuneSettings(kind="bi", choose_fusion=False), False)["fusion_rule"] is None
+
+
+@pytest.mark.parametrize(
+    ("rows", "steps", "steps_per_epoch", "batch_size", "expected"),
+    [
+        (10, 0, 3, 4, 0),  # no step, nothing seen
+        (10, 3, 3, 4, 10),  # one full epoch: every row once, the short last batch counted as its 2 rows
+        (10, 6, 3, 4, 20),  # two full epochs
+        (10, 4, 3, 4, 14),  # one epoch, then one batch of the next
+        (8, 2, 2, 4, 8),  # batches that divide the rows exactly
+    ],
+)
+def test_examples_seen_counts_each_row_once_per_epoch(rows, steps, steps_per_epoch, batch_size, expected):
+    from hn_plugins.training.fit import examples_seen
+
+    assert examples_seen(rows, steps, steps_per_epoch, batch_size) == expected

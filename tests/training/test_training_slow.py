@@ -67,6 +67,10 @@ def test_bi_fine_tune_writes_a_loadable_folder_and_is_deterministic(tmp_path, ti
     assert _digest(first.path) == _digest(second.path)  # same seed, same weights
     steps = -(-first.metrics["train_rows"] // 8)
     assert [h["step"] for h in first.history] == [0, steps] and first.history == second.history
+    assert first.metrics["train_examples"] == first.metrics["train_rows"]  # 1 epoch: every row once
+    assert first.metrics["train_examples_per_second"] == pytest.approx(
+        first.metrics["train_examples"] / first.metrics["train_seconds"], rel=0.05
+    )  # train_seconds is rounded to 0.1 s
     marker = json.loads((first.path / RERANKER_MARKER).read_text())
     assert (
         marker["kind"] == "bi" and marker["loss"] == "triplet" and marker["negatives"]["selector"] == "bm25"
@@ -222,6 +226,8 @@ def test_cross_fit_selection_trains_folds_then_the_chosen_epochs(tmp_path, tiny,
     assert same_as_base == (cf["epochs"] == 0)  # 0 epochs keeps the starting model, otherwise it trained
     steps_per_epoch = -(-first.metrics["train_rows"] // 8)
     assert first.metrics["steps"] == cf["epochs"] * steps_per_epoch  # the final run trained on all rows
+    # 2 folds x 2 epochs on the other fold's rows (each row in one fold's training part), then the final run
+    assert first.metrics["train_examples"] == first.metrics["train_rows"] * (2 + cf["epochs"])
     assert not list(tmp_path.glob(".cf-a.training*"))  # fold scratch folders are removed
 
 
