@@ -11,8 +11,11 @@ Two steps, so that a GPU machine can run the sizes as parallel processes (``tool
     # 2. one table, JSON and plot from the reports (OUT/benchmark_<dataset>@train<N>/report.json and
     #    OUT/benchmark_<dataset>/report.json for "all")
     python benchmarks/learning_curve.py assemble OUT --dataset scifact --rows default,paper,zero-shot+fusion
+    #    (--extra OTHER_OUT, repeatable: rows a size's report lacks are read from another curve run of the same
+    #    settings, e.g. `paper` run later with --strategies none,paper)
 
-``assemble`` writes OUT/learning_curve.json, learning_curve.md and learning_curve.png.
+``assemble`` writes OUT/learning_curve.json, learning_curve.md and learning_curve.png. ``merge OUT
+--rows-in-common`` merges seed reports that ran different strategies (the rows they share).
 """
 
 from __future__ import annotations
@@ -53,31 +56,65 @@ def train_questions(report: Mapping[str, Any]) -> int | None:
     return int(match[1]) if match else None
 
 
-def curve(reports: Mapping[int | None, Mapping[str, Any]], rows: Sequence[str]) -> dict[str, Any]:
+_PER_RUN = {"seeds", "strategies", "control_rows", "train", "test"}
+
+
+def _check_same_settings(report: Mapping[str, Any], other: Mapping[str, Any], size: int | None) -> None:
+    """Raise ValueError when two reports of one train size ran with different settings (strategies aside)."""
+    mine = {k: v for k, v in report.get("config", {}).items() if k not in _PER_RUN}
+    theirs = {k: v for k, v in other.get("config", {}).items() if k not in _PER_RUN}
+    if mine != theirs:
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        raise ValueError(
+            f"The --extra report of train size {size or 'all'} ran with other settings {diff}; take extra rows "
+            "only from a curve run with the same settings (e.g. the same --max-length and --epochs)."
+        )
+
+
+def curve(
+    reports: Mapping[int | None, Mapping[str, Any]],
+    rows: Sequence[str],
+    extra: Sequence[Mapping[int | None, Mapping[str, Any]]] = (),
+) -> dict[str, Any]:
     """MRR@10 mean ± std over seeds of each row at each train size, and the paired p-value of default vs
     zero-shot+fusion where the report has it.
 
     Args:
         reports: ``{train size or None: report dict}``.
         rows: the rows to read; a row missing from a report is left out of that size.
+        extra: more ``{train size or None: report dict}`` from runs with the same settings; a row that a size's
+            report lacks is read from the first of them that has it at that size.
 
     Returns:
-        ``{"points": [{"train_size", "seeds", "rows": {row: {"mean", "std"}}, "p_default_vs_zero_shot_fusion"}]}``
-        sorted by size, the whole split last.
+        ``{"points": [{"train_size", "seeds", "rows": {row: {"mean", "std"}}, "row_seeds": {row: seeds},
+        "p_default_vs_zero_shot_fusion"}]}`` sorted by size, the whole split last.
+
+    Raises:
+        ValueError: an extra report of a size ran with other settings than that size's report.
     """
     points = []
     for size in sorted(reports, key=lambda s: (s is None, s or 0)):
         report = reports[size]
         seeds = report.get("config", {}).get("seeds", [])
         sig = report.get("significance", {}).get("default", {}).get("zero-shot+fusion", {})
+        values: dict[str, dict[str, float]] = {}
+        row_seeds: dict[str, int] = {}
+        for row in rows:
+            sources = [report, *(e[size] for e in extra if size in e)]
+            source = next((r for r in sources if row in r.get("rows", {})), None)
+            if source is None:
+                continue
+            if source is not report:
+                _check_same_settings(report, source, size)
+            values[row] = dict(source["rows"][row]["mrr@10"])
+            row_seeds[row] = len(source.get("config", {}).get("seeds", []))
         points.append(
             {
                 "train_size": size if size is not None else train_questions(report),
                 "whole_split": size is None,
                 "seeds": len(seeds),
-                "rows": {
-                    row: dict(report["rows"][row]["mrr@10"]) for row in rows if row in report.get("rows", {})
-                },
+                "rows": values,
+                "row_seeds": row_seeds,
                 "p_default_vs_zero_shot_fusion": sig.get("p_value"),
             }
         )
@@ -91,16 +128,23 @@ def markdown(result: Mapping[str, Any], rows: Sequence[str]) -> str:
         "|---" * (len(rows) + 3) + "|",
     ]
     for point in result["points"]:
-        cells = [
-            f"{point['rows'][r]['mean']:.3f} ± {point['rows'][r]['std']:.3f}" if r in point["rows"] else "-"
-            for r in rows
-        ]
+        cells = [_cell(point, r) for r in rows]
         p = point["p_default_vs_zero_shot_fusion"]
         size = f"{point['train_size']}{' (all)' if point['whole_split'] else ''}"
         lines.append(
             f"| {size} | {point['seeds']} | " + " | ".join(cells) + f" | {'-' if p is None else f'{p:.3g}'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _cell(point: Mapping[str, Any], row: str) -> str:
+    """``mean ± std`` of a row at one size (its seed count when another run with fewer or more seeds gave it)."""
+    if row not in point["rows"]:
+        return "-"
+    value = point["rows"][row]
+    seeds = point.get("row_seeds", {}).get(row, point["seeds"])
+    note = "" if seeds == point["seeds"] else f" ({seeds} seed{'s' if seeds != 1 else ''})"
+    return f"{value['mean']:.3f} ± {value['std']:.3f}{note}"
 
 
 def plot(result: Mapping[str, Any], rows: Sequence[str], path: Path, title: str) -> Path:
@@ -144,13 +188,18 @@ def plot(result: Mapping[str, Any], rows: Sequence[str], path: Path, title: str)
     return path
 
 
-def assemble(folder: Path, dataset: str, rows: Sequence[str]) -> dict[str, Any]:
-    """Read the reports of ``dataset`` under ``folder``; write learning_curve.{json,md,png} there."""
-    reports = {
+def _load_sizes(folder: Path, dataset: str) -> dict[int | None, dict[str, Any]]:
+    return {
         size: json.loads(path.read_text(encoding="utf-8"))
         for size, path in size_reports(folder, dataset).items()
     }
-    result = {"dataset": dataset, **curve(reports, rows)}
+
+
+def assemble(folder: Path, dataset: str, rows: Sequence[str], extra: Sequence[Path] = ()) -> dict[str, Any]:
+    """Read the reports of ``dataset`` under ``folder`` (rows they lack from the curve runs in ``extra``); write
+    learning_curve.{json,md,png} in ``folder``."""
+    reports = _load_sizes(folder, dataset)
+    result = {"dataset": dataset, **curve(reports, rows, [_load_sizes(e, dataset) for e in extra])}
     (folder / "learning_curve.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (folder / "learning_curve.md").write_text(markdown(result, rows), encoding="utf-8")
     plot(result, rows, folder / "learning_curve.png", f"{dataset}: test MRR@10 by train questions")
@@ -185,8 +234,9 @@ def seed_reports(runs: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def merge_seeds(out: Path, name: str) -> Path:
-    """Merge every seed's report of ``OUT/runs/<name>`` into ``OUT/<name>/report.json``; return that path.
+def merge_seeds(out: Path, name: str, rows_in_common: bool = False) -> Path:
+    """Merge every seed's report of ``OUT/runs/<name>`` into ``OUT/<name>/report.json``; return that path
+    (``rows_in_common``: the seeds may have run different strategies; the rows they share are merged).
 
     Raises:
         FileNotFoundError: no seed report there (the message names the ``run`` step).
@@ -200,7 +250,7 @@ def merge_seeds(out: Path, name: str) -> Path:
             f"No seed report under {out / 'runs' / name}: run `python benchmarks/learning_curve.py run` with OUT "
             f"{out} first, or copy seed<N>/report.json folders there."
         )
-    merged = merge_benchmark_reports(reports, out / name)
+    merged = merge_benchmark_reports(reports, out / name, rows_in_common=rows_in_common)
     logger.info("%s: merged seeds %s", name, merged["config"]["seeds"])
     return out / name / "report.json"
 
@@ -225,10 +275,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_merge = sub.add_parser("merge", help="re-merge every size's seed reports under OUT/runs")
     p_merge.add_argument("out", type=Path)
+    p_merge.add_argument(
+        "--rows-in-common",
+        action="store_true",
+        help="merge seeds that ran different strategies (the rows every seed has)",
+    )
     p_asm = sub.add_parser("assemble", help="table, JSON and plot from the reports")
     p_asm.add_argument("out", type=Path)
     p_asm.add_argument("--dataset", required=True)
     p_asm.add_argument("--rows", default=",".join(ROWS[:3]))
+    p_asm.add_argument(
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        help="another curve run's OUT with the same settings: rows a size's report lacks are read from it",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.step == "run":
@@ -251,10 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"No benchmark_* folder under {args.out / 'runs'}: run the `run` step first."
             )
         for name in names:
-            merge_seeds(args.out, name)
+            merge_seeds(args.out, name, rows_in_common=args.rows_in_common)
         return 0
     rows = [r for r in args.rows.split(",") if r.strip()]
-    result = assemble(args.out, args.dataset, rows)
+    result = assemble(args.out, args.dataset, rows, args.extra)
     sys.stdout.write(markdown(result, rows))
     return 0
 

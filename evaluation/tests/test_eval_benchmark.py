@@ -223,23 +223,35 @@ def test_trained_row_is_deterministic_for_a_seed(eval_data_dir, tmp_path):
     )
 
 
-def test_training_table_reports_examples_per_second_and_a_dash_for_older_reports():
+def test_training_table_reports_examples_per_second_validation_seconds_and_a_dash_for_older_reports():
     run = {"seed": 0, "selection": "cross-fit", "validation_queries": 809, "train_rows": 919, "steps": 58}
     report = {
         "dataset": "toy",
         "metrics": ["mrr@10"],
         "rows": {"default": {"mrr@10": {"mean": 0.7, "std": 0.0}}},
         "strategies": {
-            "default": {"training": [{**run, "train_seconds": 2665.1, "train_examples_per_second": 2.87}]},
-            "paper": {"training": [{**run, "train_seconds": 280.1}]},  # a report from before the field
+            "default": {
+                "training": [
+                    {
+                        **run,
+                        "train_seconds": 2665.1,
+                        "validation_seconds": 310.4,
+                        "train_examples_per_second": 2.87,
+                    }
+                ]
+            },
+            "paper": {"training": [{**run, "train_seconds": 280.1}]},  # a report from before the fields
         },
     }
     lines = format_benchmark_markdown(report).splitlines()
-    header = next(line for line in lines if line.startswith("| strategy | seed | validation"))
-    column = [c.strip() for c in header.split("|")].index("examples/s")
+    header = [
+        c.strip()
+        for c in next(line for line in lines if line.startswith("| strategy | seed | validation")).split("|")
+    ]
+    speed, validating = header.index("examples/s"), header.index("of which validation")
     cells = {
-        line.split("|")[1].strip(): line.split("|")[column].strip()
+        line.split("|")[1].strip(): (line.split("|")[validating].strip(), line.split("|")[speed].strip())
         for line in lines
         if line.startswith(("| default | 0 |", "| paper | 0 |"))
     }
-    assert cells == {"default": "2.9", "paper": "–"}
+    assert cells == {"default": ("310.4", "2.9"), "paper": ("–", "–")}

@@ -120,3 +120,51 @@ def test_one_cache_serves_every_size(tmp_path, benchmark_script):
         assert json.loads((out / f"benchmark_{data.name}@train{size}" / "report.json").read_text())["rows"][
             "paper"
         ]
+
+
+def test_merge_rows_in_common_joins_seeds_that_ran_different_strategies(tmp_path, benchmark_script):
+    from hn_evaluation import EvaluationError
+
+    module = benchmark_script("learning_curve")
+    data = export_demo_dataset(tmp_path / "demo")
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    name = f"benchmark_{data.name}@train8"
+    module.main(
+        ["run", str(data), str(out), "--sizes", "8", "--seeds", "0", "--strategies", "none,zero-shot"]
+    )
+    module.main(["run", str(data), str(elsewhere), "--sizes", "8", "--seeds", "1", "--strategies", "none"])
+    (out / "runs" / name / "seed1").mkdir()
+    seed1 = json.loads((elsewhere / "runs" / name / "seed1" / "report.json").read_text())
+    (out / "runs" / name / "seed1" / "report.json").write_text(json.dumps(seed1))
+    with pytest.raises(EvaluationError, match=r"\['control_rows', 'strategies'\].*--rows-in-common"):
+        module.main(["merge", str(out)])
+    assert module.main(["merge", str(out), "--rows-in-common"]) == 0
+    merged = json.loads((out / name / "report.json").read_text())
+    seed0 = json.loads((out / "runs" / name / "seed0" / "report.json").read_text())
+    assert merged["config"]["seeds"] == [0, 1] and merged["config"]["strategies"] == ["none"]
+    assert set(merged["rows"]) == {"none"} and merged["config"]["control_rows"] == []
+    both = [r["rows"]["none"]["mrr@10"]["mean"] for r in (seed0, seed1)]
+    assert merged["rows"]["none"]["mrr@10"]["mean"] == pytest.approx(sum(both) / 2)
+
+
+def test_assemble_reads_rows_a_size_lacks_from_an_extra_run(curve_run, tmp_path):
+    module, data, out = curve_run
+    extra = tmp_path / "extra"
+    module.main(["run", str(data), str(extra), "--sizes", "8", "--seeds", "0", "--strategies", "zero-shot"])
+    result = module.assemble(out, data.name, ["none", "zero-shot"], [extra])
+    from_extra = json.loads((extra / f"benchmark_{data.name}@train8" / "report.json").read_text())
+    first, *rest = result["points"]
+    assert first["rows"]["zero-shot"] == from_extra["rows"]["zero-shot"]["mrr@10"]
+    assert first["row_seeds"] == {"none": 2, "zero-shot": 1} and first["seeds"] == 2
+    assert all("zero-shot" not in p["rows"] for p in rest)  # the extra run has size 8 only
+    table = (out / "learning_curve.md").read_text().splitlines()
+    assert table[2].endswith("(1 seed) | - |") and table[3].endswith("| - | - |")
+
+    # an extra run with other settings is refused, naming them
+    bad = tmp_path / "bad" / f"benchmark_{data.name}@train8"
+    bad.mkdir(parents=True)
+    (bad / "report.json").write_text(
+        json.dumps({**from_extra, "config": {**from_extra["config"], "epochs": 9}})
+    )
+    with pytest.raises(ValueError, match=r"train size 8 ran with other settings \['epochs'\]"):
+        module.assemble(out, data.name, ["none", "zero-shot"], [bad.parent])

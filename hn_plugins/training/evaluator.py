@@ -12,6 +12,7 @@ import csv
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,8 @@ class RerankingMRREvaluator(_BaseEvaluator):
         record_scores: keep every call's candidate scores in :attr:`recorded` (``{"epoch", "step", "scores"}``),
             for selection across several evaluators (cross-fitting).
 
+    Calls add their wall-clock time to :attr:`seconds`, so a training run can report how much of it validated.
+
     Example:
         >>> from hn_plugins.data import RetrievalDataset
         >>> ds = RetrievalDataset(corpus={"d1": ("", "wing flutter"), "d2": ("", "heat transfer")},
@@ -199,6 +202,7 @@ class RerankingMRREvaluator(_BaseEvaluator):
         super().__init__()
         self.record_scores = record_scores
         self.recorded: list[dict[str, Any]] = []
+        self.seconds = 0.0
         queries = dataset.judged_query_ids
         if not queries:
             raise DatasetError(
@@ -309,6 +313,7 @@ class RerankingMRREvaluator(_BaseEvaluator):
         epoch: float = -1,
         steps: int = -1,
     ) -> dict[str, float]:
+        started = time.perf_counter()
         scores = self.scores(model)
         if self.record_scores:
             self.recorded.append({"epoch": float(epoch), "step": int(steps), "scores": scores})
@@ -346,6 +351,7 @@ class RerankingMRREvaluator(_BaseEvaluator):
         if hasattr(self, "store_metrics_in_model_card_data") and hasattr(model, "model_card_data"):
             # sentence-transformers annotates epoch as int, but its trainer passes the fractional state.epoch
             self.store_metrics_in_model_card_data(model, prefixed, epoch, steps)  # type: ignore[arg-type]
+        self.seconds += time.perf_counter() - started
         return prefixed
 
     def get_config_dict(self) -> dict[str, Any]:

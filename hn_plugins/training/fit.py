@@ -64,6 +64,7 @@ class FitResult:
     train_seconds: float
     rows_per_second: float
     examples: int = 0
+    validation_seconds: float = 0.0
 
 
 def examples_seen(rows: int, steps: int, steps_per_epoch: int, batch_size: int) -> int:
@@ -288,6 +289,7 @@ def fit_model(
         if evaluator is not None
         else "no validation (chosen beforehand)",
     )
+    validated_before = evaluator.seconds if evaluator is not None else 0.0
     train_started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=True if resuming else None)
     train_seconds = time.perf_counter() - train_started
@@ -309,4 +311,5 @@ def fit_model(
         examples=examples_seen(
             len(rows), int(trainer.state.global_step), steps_per_epoch, settings.batch_size
         ),
+        validation_seconds=evaluator.seconds - validated_before if evaluator is not None else 0.0,
     )

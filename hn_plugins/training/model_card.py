@@ -81,7 +81,8 @@ def kept_start_note(metrics: dict[str, Any]) -> str | None:
 
 def training_metrics(kept: KeptModel, settings: FineTuneSettings) -> dict[str, Any]:
     """The ``metrics`` of a fine-tuning: validation MRR@10 (start, best, kept), what was kept, steps, rows, examples
-    trained on and per second, time."""
+    trained on and per second, time (``train_seconds``, validation during training included, and the
+    ``validation_seconds`` of it)."""
     start = kept.start
     history = kept.history
     metrics: dict[str, Any] = {
@@ -99,6 +100,7 @@ def training_metrics(kept: KeptModel, settings: FineTuneSettings) -> dict[str, A
         "stopped_early": kept.stopped_early,
         "train_rows": kept.fit.rows,
         "train_seconds": round(kept.train_seconds, 1),
+        "validation_seconds": round(kept.validation_seconds, 1),
         "train_rows_per_second_with_validation": round(kept.fit.rows_per_second, 2),
         "train_examples": kept.train_examples,
         "train_examples_per_second": round(kept.train_examples / kept.train_seconds, 2)

@@ -54,6 +54,7 @@ class KeptModel:
         stopped_early: whether early stopping ended the run before its last epoch.
         decision: the cross-fitting decision (``None`` for hold-out).
         train_examples: training rows seen by every run, counted once per epoch (the fold models included).
+        validation_seconds: the part of ``train_seconds`` spent validating during training.
     """
 
     model: Any
@@ -71,6 +72,7 @@ class KeptModel:
     stopped_early: bool
     decision: CrossFitDecision | None = None
     train_examples: int = 0
+    validation_seconds: float = 0.0
 
     @property
     def start(self) -> dict[str, float] | None:
@@ -107,6 +109,7 @@ def run_cross_fit(
     run = functools.partial(fit_model, settings, base_model=base_model, result=result, callbacks=callbacks)
     fold_evaluators = []
     fold_seconds = 0.0
+    fold_validation_seconds = 0.0
     fold_examples = 0
     for i, (rest, held) in enumerate(dataset.folds(settings.folds, settings.seed)):
         evaluator = make_evaluator(held, name=f"fold{i}", record_scores=True, write_csv=False)
@@ -123,6 +126,7 @@ def run_cross_fit(
             checkpoints=False,
         )
         fold_seconds += fold_fit.train_seconds
+        fold_validation_seconds += fold_fit.validation_seconds
         fold_examples += fold_fit.examples
         shutil.rmtree(fold_work, ignore_errors=True)
         del fold_fit
@@ -164,6 +168,7 @@ def run_cross_fit(
         stopped_early=False,
         decision=decision,
         train_examples=fold_examples + fit.examples,
+        validation_seconds=fold_validation_seconds + fit.validation_seconds,
     )
 
 
@@ -251,4 +256,5 @@ def run_holdout(
         stopped_early=bool(fit.steps < fit.total_steps),
         decision=None,
         train_examples=fit.examples,
+        validation_seconds=fit.validation_seconds,
     )

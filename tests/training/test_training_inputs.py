@@ -75,6 +75,27 @@ def test_evaluator_reranks_with_a_score_object(cranfield_train):
     assert evaluator.first_stage["mrr@10"] == pytest.approx(1 / 3)
 
 
+def test_evaluator_adds_the_time_of_each_call_to_seconds(cranfield_train):
+    """A training run subtracts nothing itself: it reads how long its validations took from ``seconds``."""
+    import time
+
+    qids = cranfield_train.judged_query_ids[:2]
+    subset = cranfield_train.subset(qids)
+
+    class Slow:
+        def score(self, query, documents):
+            time.sleep(0.05)
+            return [0.0] * len(documents)
+
+    evaluator = RerankingMRREvaluator(subset, candidates={q: ["1", "2"] for q in qids}, name="val")
+    assert evaluator.seconds == 0.0
+    evaluator(Slow())
+    first = evaluator.seconds
+    assert first >= 0.05  # one score() per query, each sleeping 0.05 s
+    evaluator(Slow())
+    assert evaluator.seconds >= first + 0.05
+
+
 def test_missing_and_empty_triplet_files(tmp_path, cranfield_train):
     with pytest.raises(DatasetError, match="does not exist"):
         fine_tune_reranker(

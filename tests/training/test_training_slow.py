@@ -71,6 +71,9 @@ def test_bi_fine_tune_writes_a_loadable_folder_and_is_deterministic(tmp_path, ti
     assert first.metrics["train_examples_per_second"] == pytest.approx(
         first.metrics["train_examples"] / first.metrics["train_seconds"], rel=0.05
     )  # train_seconds is rounded to 0.1 s
+    assert (
+        0 < first.metrics["validation_seconds"] < first.metrics["train_seconds"]
+    )  # validated after the epoch
     marker = json.loads((first.path / RERANKER_MARKER).read_text())
     assert (
         marker["kind"] == "bi" and marker["loss"] == "triplet" and marker["negatives"]["selector"] == "bm25"
@@ -228,6 +231,9 @@ def test_cross_fit_selection_trains_folds_then_the_chosen_epochs(tmp_path, tiny,
     assert first.metrics["steps"] == cf["epochs"] * steps_per_epoch  # the final run trained on all rows
     # 2 folds x 2 epochs on the other fold's rows (each row in one fold's training part), then the final run
     assert first.metrics["train_examples"] == first.metrics["train_rows"] * (2 + cf["epochs"])
+    assert (
+        0 < first.metrics["validation_seconds"] < first.metrics["train_seconds"]
+    )  # the fold models validated
     assert not list(tmp_path.glob(".cf-a.training*"))  # fold scratch folders are removed
 
 

@@ -287,9 +287,10 @@ def _load_reports(
     return loaded, folders
 
 
-def _merged_seeds(loaded: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Every report's seeds, in order, after checking that the reports can be merged."""
-    ignore = {"seeds", "train", "test"}
+def _merged_seeds(loaded: Sequence[Mapping[str, Any]], rows_in_common: bool = False) -> list[int]:
+    """Every report's seeds, in order, after checking that the reports can be merged (with ``rows_in_common``, the
+    reports may have run different strategies)."""
+    ignore = {"seeds", "train", "test"} | ({"strategies", "control_rows"} if rows_in_common else set())
     reference = {k: v for k, v in loaded[0]["config"].items() if k not in ignore}
     seeds: list[int] = []
     for r in loaded:
@@ -300,8 +301,13 @@ def _merged_seeds(loaded: Sequence[Mapping[str, Any]]) -> list[int]:
         other = {k: v for k, v in r["config"].items() if k not in ignore}
         if other != reference:
             diff = sorted(k for k in set(other) | set(reference) if other.get(k) != reference.get(k))
+            hint = (
+                " (to merge the rows they have in common, pass rows_in_common=True / --rows-in-common)"
+                if set(diff) <= {"strategies", "control_rows"}
+                else ""
+            )
             raise EvaluationError(
-                f"Reports differ in settings {diff}; merge only runs of the same benchmark."
+                f"Reports differ in settings {diff}; merge only runs of the same benchmark{hint}."
             )
         overlap = set(seeds) & set(r["config"]["seeds"])
         if overlap:
@@ -346,21 +352,25 @@ def merge_benchmark_reports(
     reports: Sequence[str | os.PathLike[str] | Mapping[str, Any]],
     out_dir: str | os.PathLike[str],
     n_resamples: int = 10000,
+    rows_in_common: bool = False,
 ) -> dict[str, Any]:
     """Merge reports of the same benchmark run on different seeds (e.g. one process or machine per seed).
 
     Every report must come from :func:`~hn_evaluation.benchmark.run_benchmark` with the same dataset and settings
     and disjoint seeds; the result is the report a single run over all those seeds writes (rows, significance,
-    quality bar, plots), in ``out_dir``. The PCA picture of the first report's folder is copied over when there
-    is one.
+    quality bar, plots), in ``out_dir``, for the rows every report has. The PCA picture of the first report's
+    folder is copied over when there is one.
 
     Args:
         reports: ``report.json`` paths or loaded reports.
         out_dir: where the merged ``report.json``, ``report.md`` and plots go.
         n_resamples: permutations of the paired significance tests.
+        rows_in_common: accept reports that ran different strategies (e.g. seed 0 of a run of every strategy and
+            seeds 1-2 of a run of two): the merged report keeps the strategies all of them ran.
 
     Raises:
-        EvaluationError: no report, different datasets or settings, or overlapping seeds.
+        EvaluationError: no report, different datasets or settings (different strategies too, unless
+            ``rows_in_common``), overlapping seeds, or no row in common.
 
     Example:
         >>> merged = merge_benchmark_reports(["b/seed0/report.json", "b/seed1/report.json"], "b")  # doctest: +SKIP
@@ -368,9 +378,15 @@ def merge_benchmark_reports(
         [0, 1]
     """
     loaded, folders = _load_reports(reports)
-    seeds = _merged_seeds(loaded)
+    seeds = _merged_seeds(loaded, rows_in_common)
     first = loaded[0]
     done = [n for n in first["rows"] if all(n in r["rows"] for r in loaded)]
+    if not done:
+        raise EvaluationError("The reports have no row in common; merge runs of the same strategies.")
+    config = {**first["config"], "seeds": seeds}
+    if rows_in_common:
+        config["strategies"] = [n for n in first["config"]["strategies"] if n in done]
+        config["control_rows"] = [n for n in first["config"].get("control_rows", []) if n in done]
     weights = [len(r["config"]["seeds"]) for r in loaded]
     strategies_out = {n: _merged_strategy([r["strategies"][n] for r in loaded], weights) for n in done}
     per_query = {n: [v for r in loaded for v in r["per_query"]["per_seed"][n]] for n in done}
@@ -385,7 +401,7 @@ def merge_benchmark_reports(
     info = (first.get("short_long") or {}).get("info")
     return assemble_report(
         out,
-        {**first["config"], "seeds": seeds},
+        config,
         list(first["metrics"]),
         done,
         per_query,

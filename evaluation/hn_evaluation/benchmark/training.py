@@ -115,6 +115,7 @@ def _training_entry(trained: Any, seed: int, adaptation: dict[str, Any] | None) 
         "steps": m.get("steps"),
         "train_rows": m.get("train_rows"),
         "train_seconds": m.get("train_seconds"),
+        "validation_seconds": m.get("validation_seconds"),
         "train_examples": m.get("train_examples"),
         "train_examples_per_second": m.get("train_examples_per_second"),
         "validation_mrr@10_start": m.get("validation_mrr@10_start"),
