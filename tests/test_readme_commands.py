@@ -244,15 +244,18 @@ def test_learning_curve_table_quotes_the_committed_curve():
     header, *rows = tables[0]
     sizes = [int(row[0].split()[0]) for row in rows]
     assert sizes == sorted(points), (sizes, sorted(points))
+    curve_rows = {name for point in points.values() for name in point["rows"]}
+    columns = [name for name in ("default", "paper", "zero-shot+fusion") if name in curve_rows]
+    assert all(f"`{name}`" in header for name in columns), (header, columns)
     for size, row in zip(sizes, rows, strict=True):
         point = points[size]
         assert row[header.index("seeds")] == str(point["seeds"]), row
-        for name in ("default", "zero-shot+fusion"):
+        for name in columns:
             values = point["rows"][name]
-            assert row[header.index(f"`{name}`")] == f"{values['mean']:.3f} ± {values['std']:.3f}", (
-                row,
-                name,
-            )
+            seeds = point.get("row_seeds", {}).get(name, point["seeds"])
+            note = "" if seeds == point["seeds"] else f" ({seeds} seed{'s' if seeds != 1 else ''})"
+            expected = f"{values['mean']:.3f} ± {values['std']:.3f}{note}"
+            assert row[header.index(f"`{name}`")] == expected, (row, name)
         assert row[header.index("p")] == f"{point['p_default_vs_zero_shot_fusion']:.2g}", row
 
 
