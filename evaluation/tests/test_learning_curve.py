@@ -145,6 +145,11 @@ def test_merge_rows_in_common_joins_seeds_that_ran_different_strategies(tmp_path
     assert set(merged["rows"]) == {"none"} and merged["config"]["control_rows"] == []
     both = [r["rows"]["none"]["mrr@10"]["mean"] for r in (seed0, seed1)]
     assert merged["rows"]["none"]["mrr@10"]["mean"] == pytest.approx(sum(both) / 2)
+    from hn_evaluation import merge_benchmark_reports
+
+    nothing_shared = {**seed1, "config": {**seed1["config"], "seeds": [2]}, "rows": {}}
+    with pytest.raises(EvaluationError, match="no row in common"):
+        merge_benchmark_reports([seed0, nothing_shared], tmp_path / "none", rows_in_common=True)
 
 
 def test_assemble_reads_rows_a_size_lacks_from_an_extra_run(curve_run, tmp_path):
