@@ -56,15 +56,12 @@ def train_questions(report: Mapping[str, Any]) -> int | None:
     return int(match[1]) if match else None
 
 
-_PER_RUN = {"seeds", "strategies", "control_rows", "train", "test"}
-
-
 def _check_same_settings(report: Mapping[str, Any], other: Mapping[str, Any], size: int | None) -> None:
     """Raise ValueError when two reports of one train size ran with different settings (strategies aside)."""
-    mine = {k: v for k, v in report.get("config", {}).items() if k not in _PER_RUN}
-    theirs = {k: v for k, v in other.get("config", {}).items() if k not in _PER_RUN}
-    if mine != theirs:
-        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    from hn_evaluation.benchmark import settings_differences
+
+    diff = settings_differences(report.get("config", {}), other.get("config", {}), rows_in_common=True)
+    if diff:
         raise ValueError(
             f"The --extra report of train size {size or 'all'} ran with other settings {diff}; take extra rows "
             "only from a curve run with the same settings (e.g. the same --max-length and --epochs)."

@@ -43,7 +43,14 @@ from hn_plugins.mining.default_recipe import (
 from .data import BenchmarkData, TrainSplits, check_split, load_benchmark_data, load_split
 from .markdown import format_benchmark_markdown
 from .miners import Miners, mining_summary, positive_pairs_result
-from .report import assemble_report, benchmark_config, merge_benchmark_reports, pca_picture, quality_bar
+from .report import (
+    assemble_report,
+    benchmark_config,
+    merge_benchmark_reports,
+    pca_picture,
+    quality_bar,
+    settings_differences,
+)
 from .results import RowResults
 from .runner import run_benchmark
 from .scoring import (
@@ -103,6 +110,7 @@ __all__ = [
     "positive_pairs_result",
     "quality_bar",
     "run_benchmark",
+    "settings_differences",
     "zero_shot_fusion",
     "zero_shot_fusion_teacher",
 ]

@@ -24,7 +24,14 @@ from .markdown import format_benchmark_markdown
 from .miners import Miners
 from .settings import BenchmarkSettings
 
-__all__ = ["assemble_report", "benchmark_config", "merge_benchmark_reports", "pca_picture", "quality_bar"]
+__all__ = [
+    "assemble_report",
+    "benchmark_config",
+    "merge_benchmark_reports",
+    "pca_picture",
+    "quality_bar",
+    "settings_differences",
+]
 
 
 def benchmark_config(
@@ -287,23 +294,41 @@ def _load_reports(
     return loaded, folders
 
 
+_PER_RUN_SETTINGS = frozenset({"seeds", "train", "test"})
+_STRATEGY_SETTINGS = frozenset({"strategies", "control_rows"})
+
+
+def settings_differences(
+    config: Mapping[str, Any], other: Mapping[str, Any], rows_in_common: bool = False
+) -> list[str]:
+    """The settings two benchmark reports' ``config`` disagree on, sorted (seeds and split sizes aside; the
+    strategies aside too with ``rows_in_common``). Empty: the reports ran the same benchmark.
+
+    Example:
+        >>> settings_differences({"seeds": [0], "epochs": 1}, {"seeds": [1], "epochs": 2})
+        ['epochs']
+        >>> settings_differences({"strategies": ["a"]}, {"strategies": ["b"]}, rows_in_common=True)
+        []
+    """
+    ignore = _PER_RUN_SETTINGS | (_STRATEGY_SETTINGS if rows_in_common else frozenset())
+    keys = (set(config) | set(other)) - ignore
+    return sorted(k for k in keys if (k in config) != (k in other) or config.get(k) != other.get(k))
+
+
 def _merged_seeds(loaded: Sequence[Mapping[str, Any]], rows_in_common: bool = False) -> list[int]:
     """Every report's seeds, in order, after checking that the reports can be merged (with ``rows_in_common``, the
     reports may have run different strategies)."""
-    ignore = {"seeds", "train", "test"} | ({"strategies", "control_rows"} if rows_in_common else set())
-    reference = {k: v for k, v in loaded[0]["config"].items() if k not in ignore}
     seeds: list[int] = []
     for r in loaded:
         if "per_seed" not in (r.get("per_query") or {}):
             raise EvaluationError(
                 f"Report of {r.get('dataset')} has no per-seed per-query values; rerun it with this version."
             )
-        other = {k: v for k, v in r["config"].items() if k not in ignore}
-        if other != reference:
-            diff = sorted(k for k in set(other) | set(reference) if other.get(k) != reference.get(k))
+        diff = settings_differences(loaded[0]["config"], r["config"], rows_in_common)
+        if diff:
             hint = (
                 " (to merge the rows they have in common, pass rows_in_common=True / --rows-in-common)"
-                if set(diff) <= {"strategies", "control_rows"}
+                if set(diff) <= _STRATEGY_SETTINGS
                 else ""
             )
             raise EvaluationError(
