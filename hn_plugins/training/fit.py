@@ -7,6 +7,7 @@ validation curve. :func:`~hn_plugins.training.trainer.fine_tune_reranker` decide
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FitResult", "examples_seen", "fit_model", "seed_everything"]
+__all__ = ["FitResult", "checkpoint_step", "examples_seen", "fit_model", "seed_everything"]
 
 
 def seed_everything(seed: int) -> None:
@@ -65,6 +66,7 @@ class FitResult:
     rows_per_second: float
     examples: int = 0
     validation_seconds: float = 0.0
+    examples_before_resume: int = 0
 
 
 def examples_seen(rows: int, steps: int, steps_per_epoch: int, batch_size: int) -> int:
@@ -234,6 +236,23 @@ def _prepare_work_dir(work: Path, resume: bool) -> bool:
     return resume and has_checkpoint
 
 
+def checkpoint_step(work: Path) -> int:
+    """The global step of the last checkpoint in ``work``, where a resumed run starts (0 when there is none).
+
+    Args:
+        work: the trainer's scratch folder (``checkpoint-<step>`` folders with their ``trainer_state.json``).
+
+    Returns:
+        The ``global_step`` the trainer saved in that checkpoint's state.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(str(work)) if work.is_dir() else None
+    if last is None:
+        return 0
+    return int(json.loads((Path(last) / "trainer_state.json").read_text())["global_step"])
+
+
 def fit_model(
     settings: FineTuneSettings,
     *,
@@ -290,6 +309,7 @@ def fit_model(
         else "no validation (chosen beforehand)",
     )
     validated_before = evaluator.seconds if evaluator is not None else 0.0
+    resumed_step = checkpoint_step(work) if resuming else 0
     train_started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=True if resuming else None)
     train_seconds = time.perf_counter() - train_started
@@ -312,4 +332,5 @@ def fit_model(
             len(rows), int(trainer.state.global_step), steps_per_epoch, settings.batch_size
         ),
         validation_seconds=evaluator.seconds - validated_before if evaluator is not None else 0.0,
+        examples_before_resume=examples_seen(len(rows), resumed_step, steps_per_epoch, settings.batch_size),
     )

@@ -82,7 +82,8 @@ def kept_start_note(metrics: dict[str, Any]) -> str | None:
 def training_metrics(kept: KeptModel, settings: FineTuneSettings) -> dict[str, Any]:
     """The ``metrics`` of a fine-tuning: validation MRR@10 (start, best, kept), what was kept, steps, rows, examples
     trained on and per second, time (``train_seconds``, validation during training included, and the
-    ``validation_seconds`` of it)."""
+    ``validation_seconds`` of it). A resumed run counts the examples of the steps before its checkpoint in
+    ``train_examples`` and ``train_examples_before_resume``, and divides only the others by its own time."""
     start = kept.start
     history = kept.history
     metrics: dict[str, Any] = {
@@ -103,7 +104,10 @@ def training_metrics(kept: KeptModel, settings: FineTuneSettings) -> dict[str, A
         "validation_seconds": round(kept.validation_seconds, 1),
         "train_rows_per_second_with_validation": round(kept.fit.rows_per_second, 2),
         "train_examples": kept.train_examples,
-        "train_examples_per_second": round(kept.train_examples / kept.train_seconds, 2)
+        "train_examples_before_resume": kept.train_examples_before_resume,
+        "train_examples_per_second": round(
+            (kept.train_examples - kept.train_examples_before_resume) / kept.train_seconds, 2
+        )
         if kept.train_seconds > 0
         else None,
         **kept.stats,

@@ -55,6 +55,8 @@ class KeptModel:
         decision: the cross-fitting decision (``None`` for hold-out).
         train_examples: training rows seen by every run, counted once per epoch (the fold models included).
         validation_seconds: the part of ``train_seconds`` spent validating during training.
+        train_examples_before_resume: the part of ``train_examples`` an interrupted earlier process trained
+            before this one resumed from its checkpoint (outside ``train_seconds``).
     """
 
     model: Any
@@ -73,6 +75,7 @@ class KeptModel:
     decision: CrossFitDecision | None = None
     train_examples: int = 0
     validation_seconds: float = 0.0
+    train_examples_before_resume: int = 0
 
     @property
     def start(self) -> dict[str, float] | None:
@@ -169,6 +172,7 @@ def run_cross_fit(
         decision=decision,
         train_examples=fold_examples + fit.examples,
         validation_seconds=fold_validation_seconds + fit.validation_seconds,
+        train_examples_before_resume=fit.examples_before_resume,
     )
 
 
@@ -257,4 +261,5 @@ def run_holdout(
         decision=None,
         train_examples=fit.examples,
         validation_seconds=fit.validation_seconds,
+        train_examples_before_resume=fit.examples_before_resume,
     )

@@ -13,6 +13,7 @@ import pytest
 from hn_plugins.mining.result import MiningResult, TripletRecord
 from hn_plugins.reranker import RERANKER_MARKER, load_reranker
 from hn_plugins.training.evaluator import bm25_candidates
+from hn_plugins.training.fit import checkpoint_step, examples_seen
 from hn_plugins.training.trainer import fine_tune_reranker
 
 pytestmark = pytest.mark.slow
@@ -68,6 +69,7 @@ def test_bi_fine_tune_writes_a_loadable_folder_and_is_deterministic(tmp_path, ti
     steps = -(-first.metrics["train_rows"] // 8)
     assert [h["step"] for h in first.history] == [0, steps] and first.history == second.history
     assert first.metrics["train_examples"] == first.metrics["train_rows"]  # 1 epoch: every row once
+    assert first.metrics["train_examples_before_resume"] == 0
     assert first.metrics["train_examples_per_second"] == pytest.approx(
         first.metrics["train_examples"] / first.metrics["train_seconds"], rel=0.05
     )  # train_seconds is rounded to 0.1 s
@@ -130,11 +132,21 @@ def test_interrupted_run_keeps_the_previous_folder_and_resumes(tmp_path, tiny):
     assert (_digest(out), (out / RERANKER_MARKER).read_text()) == before  # the previous model is intact
     scratch = tmp_path / ".model.training"
     assert (scratch / "checkpoint-1").is_dir()
+    start_step = checkpoint_step(scratch)
+    assert start_step == max(int(c.name.split("-")[1]) for c in scratch.glob("checkpoint-*"))
     resumed = _train(
         tiny, out, "bi", epochs=2, eval_steps=1, resume=True, seed=5, early_stopping_patience=None
     )
     assert [h["step"] for h in resumed.history] == list(range(resumed.metrics["steps"] + 1))
-    assert resumed.metrics["steps"] == 2 * -(-resumed.metrics["train_rows"] // 8)
+    rows, steps_per_epoch = resumed.metrics["train_rows"], -(-resumed.metrics["train_rows"] // 8)
+    assert resumed.metrics["steps"] == 2 * steps_per_epoch
+    # the examples before the checkpoint were trained by the interrupted process, not in this run's time
+    before_resume = examples_seen(rows, start_step, steps_per_epoch, 8)
+    assert 0 < before_resume < resumed.metrics["train_examples"] == 2 * rows
+    assert resumed.metrics["train_examples_before_resume"] == before_resume
+    assert resumed.metrics["train_examples_per_second"] == pytest.approx(
+        (2 * rows - before_resume) / resumed.metrics["train_seconds"], rel=0.05
+    )
     assert _digest(out) != before[0] and not scratch.exists()
 
 
