@@ -15,6 +15,7 @@ from hn_evaluation.benchmark import (
     benchmark_metrics,
     combine_default_negatives,
     format_benchmark_markdown,
+    join_benchmark_rows,
     merge_benchmark_reports,
     quality_bar,
     run_benchmark,
@@ -165,6 +166,45 @@ def test_zero_shot_fusion_rows_and_merge(eval_data_dir, tmp_path):
     c = run_benchmark(eval_data_dir / "medline", ["none"], [2], tmp_path / "s2", **{**kwargs, "top_k": 10})
     with pytest.raises(EvaluationError, match="differ in settings"):
         merge_benchmark_reports([a, c], tmp_path / "bad")
+
+
+def test_join_benchmark_rows_equals_one_run_of_every_strategy(eval_data_dir, tmp_path):
+    """Reports of the same seeds that ran different strategies join into the report one run of all of them writes;
+    reports of other seeds or settings, or whose shared row disagrees, are refused."""
+    import copy
+
+    kwargs = dict(top_k=20, validation_top_k=20, max_test_queries=7, max_length=128)
+    data = eval_data_dir / "medline"
+    joint = run_benchmark(data, ["none", "zero-shot"], [0], tmp_path / "joint", **kwargs)
+    zero_shot = run_benchmark(data, ["zero-shot"], [0], tmp_path / "zero-shot", **kwargs)
+    none = run_benchmark(data, ["none"], [0], tmp_path / "none", **kwargs)
+    joined = join_benchmark_rows([zero_shot, tmp_path / "none" / "report.json"], tmp_path / "joined")
+    assert list(joined["rows"]) == [
+        "none",
+        "zero-shot",
+        "zero-shot+fusion",
+    ]  # report order, not argument order
+    for key in ("config", "rows", "significance", "quality_bar", "per_query"):
+        assert joined[key] == joint[key], key
+    assert json.loads((tmp_path / "joined" / "report.json").read_text())["rows"] == joint["rows"]
+    assert (
+        join_benchmark_rows([joint, none], tmp_path / "again")["rows"] == joint["rows"]
+    )  # none in both: agrees
+
+    other_seed = run_benchmark(data, ["none"], [1], tmp_path / "seed1", **kwargs)
+    with pytest.raises(EvaluationError, match=r"same seeds.*merge_benchmark_reports"):
+        join_benchmark_rows([zero_shot, other_seed], tmp_path / "bad")
+    with pytest.raises(EvaluationError, match=r"differ in settings \['top_k'\]"):
+        join_benchmark_rows(
+            [zero_shot, {**none, "config": {**none["config"], "top_k": 10}}], tmp_path / "bad"
+        )
+    altered = copy.deepcopy(none)
+    query = next(iter(altered["per_query"]["per_seed"]["none"][0]))
+    altered["per_query"]["per_seed"]["none"][0][query] += 0.5
+    with pytest.raises(EvaluationError, match="Row 'none' differs between report 0 and report 1"):
+        join_benchmark_rows([joint, altered], tmp_path / "bad")
+    with pytest.raises(EvaluationError, match="at least one report"):
+        join_benchmark_rows([], tmp_path / "bad")
 
 
 def test_quality_bar():

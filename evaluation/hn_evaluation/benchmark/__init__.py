@@ -42,15 +42,9 @@ from hn_plugins.mining.default_recipe import (
 
 from .data import BenchmarkData, TrainSplits, check_split, load_benchmark_data, load_split
 from .markdown import format_benchmark_markdown
+from .merge import join_benchmark_rows, merge_benchmark_reports, settings_differences
 from .miners import Miners, mining_summary, positive_pairs_result
-from .report import (
-    assemble_report,
-    benchmark_config,
-    merge_benchmark_reports,
-    pca_picture,
-    quality_bar,
-    settings_differences,
-)
+from .report import assemble_report, benchmark_config, pca_picture, quality_bar
 from .results import RowResults
 from .runner import run_benchmark
 from .scoring import (
@@ -100,6 +94,7 @@ __all__ = [
     "first_stage_run",
     "first_stage_scores_by_text",
     "format_benchmark_markdown",
+    "join_benchmark_rows",
     "load_benchmark_data",
     "load_bi_encoder",
     "load_split",
