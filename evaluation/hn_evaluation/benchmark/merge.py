@@ -46,6 +46,14 @@ def _load_reports(
     return loaded, folders
 
 
+def _require_per_seed_values(report: Mapping[str, Any]) -> None:
+    """Refuse a report without per-seed per-query values (written before they were kept): nothing to test on."""
+    if "per_seed" not in (report.get("per_query") or {}):
+        raise EvaluationError(
+            f"Report of {report.get('dataset')} has no per-seed per-query values; rerun it with this version."
+        )
+
+
 _PER_RUN_SETTINGS = frozenset({"seeds", "train", "test"})
 _STRATEGY_SETTINGS = frozenset({"strategies", "control_rows"})
 
@@ -72,10 +80,7 @@ def _merged_seeds(loaded: Sequence[Mapping[str, Any]], rows_in_common: bool = Fa
     reports may have run different strategies)."""
     seeds: list[int] = []
     for r in loaded:
-        if "per_seed" not in (r.get("per_query") or {}):
-            raise EvaluationError(
-                f"Report of {r.get('dataset')} has no per-seed per-query values; rerun it with this version."
-            )
+        _require_per_seed_values(r)
         diff = settings_differences(loaded[0]["config"], r["config"], rows_in_common)
         if diff:
             hint = (
@@ -246,10 +251,7 @@ def join_benchmark_rows(
     seeds = list(first["config"]["seeds"])
     source: dict[str, int] = {}
     for i, r in enumerate(loaded):
-        if "per_seed" not in (r.get("per_query") or {}):
-            raise EvaluationError(
-                f"Report of {r.get('dataset')} has no per-seed per-query values; rerun it with this version."
-            )
+        _require_per_seed_values(r)
         diff = settings_differences(first["config"], r["config"], rows_in_common=True)
         if diff:
             raise EvaluationError(f"Reports differ in settings {diff}; join only runs of the same benchmark.")
