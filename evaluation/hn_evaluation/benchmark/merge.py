@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,22 +75,30 @@ def settings_differences(
     return sorted(k for k in keys if (k in config) != (k in other) or config.get(k) != other.get(k))
 
 
+def _check_same_benchmark(
+    first: Mapping[str, Any], report: Mapping[str, Any], rows_in_common: bool, action: str
+) -> None:
+    """Refuse ``report`` when it lacks per-seed values or ran other settings than ``first`` (``action``, "merge" or
+    "join", names what the caller does in the message)."""
+    _require_per_seed_values(report)
+    diff = settings_differences(first["config"], report["config"], rows_in_common)
+    if diff:
+        hint = (
+            " (to merge the rows they have in common, pass rows_in_common=True / --rows-in-common)"
+            if set(diff) <= _STRATEGY_SETTINGS
+            else ""
+        )
+        raise EvaluationError(
+            f"Reports differ in settings {diff}; {action} only runs of the same benchmark{hint}."
+        )
+
+
 def _merged_seeds(loaded: Sequence[Mapping[str, Any]], rows_in_common: bool = False) -> list[int]:
     """Every report's seeds, in order, after checking that the reports can be merged (with ``rows_in_common``, the
     reports may have run different strategies)."""
     seeds: list[int] = []
     for r in loaded:
-        _require_per_seed_values(r)
-        diff = settings_differences(loaded[0]["config"], r["config"], rows_in_common)
-        if diff:
-            hint = (
-                " (to merge the rows they have in common, pass rows_in_common=True / --rows-in-common)"
-                if set(diff) <= _STRATEGY_SETTINGS
-                else ""
-            )
-            raise EvaluationError(
-                f"Reports differ in settings {diff}; merge only runs of the same benchmark{hint}."
-            )
+        _check_same_benchmark(loaded[0], r, rows_in_common, "merge")
         overlap = set(seeds) & set(r["config"]["seeds"])
         if overlap:
             raise EvaluationError(f"Seeds {sorted(overlap)} appear in more than one report.")
@@ -128,6 +136,43 @@ def _copy_pca_picture(folders: Sequence[Path | None], out: Path) -> list[Path]:
                 shutil.copyfile(picture, target)
             return [target]
     return []
+
+
+def _write_combined(
+    loaded: Sequence[Mapping[str, Any]],
+    folders: Sequence[Path | None],
+    out_dir: str | os.PathLike[str],
+    config: dict[str, Any],
+    done: Sequence[str],
+    per_query: Mapping[str, Sequence[Mapping[str, float]]],
+    strategies_out: dict[str, Any],
+    n_resamples: int,
+    label: Callable[[Mapping[str, Any]], str],
+) -> dict[str, Any]:
+    """Write the report combined from ``loaded`` to ``out_dir``: their failures, each one's timings under its
+    ``label`` (its seeds or its strategies), the first report's metrics and short/long split, the PCA picture."""
+    failed: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    for r in loaded:
+        failed.update(r.get("failed") or {})
+        for k, v in (r.get("timings_s") or {}).items():
+            timings[f"{label(r)}/{k}"] = v
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    first = loaded[0]
+    return assemble_report(
+        out,
+        config,
+        list(first["metrics"]),
+        done,
+        per_query,
+        strategies_out,
+        (first.get("short_long") or {}).get("info"),
+        failed,
+        timings,
+        n_resamples,
+        _copy_pca_picture(folders, out),
+    )
 
 
 def merge_benchmark_reports(
@@ -172,27 +217,16 @@ def merge_benchmark_reports(
     weights = [len(r["config"]["seeds"]) for r in loaded]
     strategies_out = {n: _merged_strategy([r["strategies"][n] for r in loaded], weights) for n in done}
     per_query = {n: [v for r in loaded for v in r["per_query"]["per_seed"][n]] for n in done}
-    failed: dict[str, str] = {}
-    timings: dict[str, float] = {}
-    for r in loaded:
-        failed.update(r.get("failed") or {})
-        for k, v in (r.get("timings_s") or {}).items():
-            timings[f"seeds{'-'.join(map(str, r['config']['seeds']))}/{k}"] = v
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    info = (first.get("short_long") or {}).get("info")
-    return assemble_report(
-        out,
+    return _write_combined(
+        loaded,
+        folders,
+        out_dir,
         config,
-        list(first["metrics"]),
         done,
         per_query,
         strategies_out,
-        info,
-        failed,
-        timings,
         n_resamples,
-        _copy_pca_picture(folders, out),
+        label=lambda r: f"seeds{'-'.join(map(str, r['config']['seeds']))}",
     )
 
 
@@ -203,6 +237,11 @@ def _report_position(name: str) -> int:
         if name == strategy or name.startswith((f"{strategy}+", f"{strategy}-", f"{strategy}@")):
             return i
     return len(ALL_STRATEGIES)
+
+
+def _in_report_order(names: Iterable[str]) -> list[str]:
+    """``names`` without repeats, in report order (a stable sort: rows of one strategy keep their order)."""
+    return sorted(dict.fromkeys(names), key=_report_position)
 
 
 def _same_values(
@@ -251,10 +290,7 @@ def join_benchmark_rows(
     seeds = list(first["config"]["seeds"])
     source: dict[str, int] = {}
     for i, r in enumerate(loaded):
-        _require_per_seed_values(r)
-        diff = settings_differences(first["config"], r["config"], rows_in_common=True)
-        if diff:
-            raise EvaluationError(f"Reports differ in settings {diff}; join only runs of the same benchmark.")
+        _check_same_benchmark(first, r, True, "join")
         if list(r["config"]["seeds"]) != seeds:
             raise EvaluationError(
                 f"Report {i} ran seeds {r['config']['seeds']}, report 0 ran {seeds}; join reports of the same "
@@ -272,38 +308,22 @@ def join_benchmark_rows(
                     f"Row {name!r} differs between report {source[name]} and report {i}; the runs did not evaluate "
                     "alike (other data, first stage or code), so their rows cannot share one report."
                 )
-    controls = [c for r in loaded for c in r["config"].get("control_rows", [])]
-    order = list(source)
-    done = sorted(
-        (n for n in order if n not in controls), key=lambda n: (_report_position(n), order.index(n))
-    )
-    done += sorted(
-        dict.fromkeys(c for c in controls if c in source), key=lambda n: (_report_position(n), order.index(n))
-    )
-    strategies = dict.fromkeys(s for r in loaded for s in r["config"]["strategies"])
+    controls = {c for r in loaded for c in r["config"].get("control_rows", [])}
+    done = _in_report_order(n for n in source if n not in controls)
+    done += _in_report_order(n for n in source if n in controls)
     config = {
         **first["config"],
-        "strategies": sorted(strategies, key=lambda n: (_report_position(n), list(strategies).index(n))),
+        "strategies": _in_report_order(s for r in loaded for s in r["config"]["strategies"]),
         "control_rows": [n for n in done if n in controls],
     }
-    failed: dict[str, str] = {}
-    timings: dict[str, float] = {}
-    for r in loaded:
-        failed.update(r.get("failed") or {})
-        for k, v in (r.get("timings_s") or {}).items():
-            timings[f"{'-'.join(r['config']['strategies'])}/{k}"] = v
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return assemble_report(
-        out,
+    return _write_combined(
+        loaded,
+        folders,
+        out_dir,
         config,
-        list(first["metrics"]),
         done,
         {n: loaded[source[n]]["per_query"]["per_seed"][n] for n in done},
         {n: dict(loaded[source[n]]["strategies"][n]) for n in done},
-        (first.get("short_long") or {}).get("info"),
-        failed,
-        timings,
         n_resamples,
-        _copy_pca_picture(folders, out),
+        label=lambda r: "-".join(r["config"]["strategies"]),
     )
