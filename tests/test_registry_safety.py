@@ -257,7 +257,7 @@ def test_an_onnx_export_listing_a_file_outside_its_folder_is_refused(exported_cr
 def test_a_follower_keeps_serving_the_loaded_version_when_a_new_one_fails_to_load(
     registry, static_folder, caplog
 ):
-    from hn_plugins.registry import RegistryFollower
+    from hn_plugins.registry_follower import RegistryFollower
 
     follower = RegistryFollower(registry.root, load_reranker)
     served = follower.get()

@@ -21,7 +21,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from llama_index.postprocessor.hn_rerank.engine import BaseHardNegativeFinetuneEngine
 
 from hn_plugins.cascade import CascadeReranker
-from hn_plugins.registry import RegistryFollower
+from hn_plugins.registry_follower import RegistryFollower
 from hn_plugins.rerankers.loading import load_reranker
 
 if TYPE_CHECKING:

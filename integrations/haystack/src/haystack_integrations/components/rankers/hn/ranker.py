@@ -17,7 +17,7 @@ from haystack_integrations.components.rankers.hn.training import train_from_docu
 
 from hn_plugins.cascade import CascadeReranker
 from hn_plugins.models import DEFAULT_ENSEMBLE
-from hn_plugins.registry import RegistryFollower
+from hn_plugins.registry_follower import RegistryFollower
 from hn_plugins.rerankers.base import Reranker, RerankerLoadError
 from hn_plugins.rerankers.loading import RERANKER_BACKENDS, load_reranker
 
