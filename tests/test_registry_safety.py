@@ -268,12 +268,12 @@ def test_a_follower_keeps_serving_the_loaded_version_when_a_new_one_fails_to_loa
     broken.mkdir()
     (broken / RERANKER_MARKER).write_text(json.dumps({"kind": "bi"}))  # no weights: it cannot load
     registry.register(broken, promote=True)
-    with caplog.at_level(logging.ERROR, logger="hn_plugins.registry"):
+    with caplog.at_level(logging.ERROR, logger="hn_plugins.registry_follower"):
         assert follower.get() is served and follower.get() is served
     assert caplog.text.count("cannot load version v0002") == 1 and "still serving v0001" in caplog.text
     registry.register(static_folder, promote=True)
     assert follower.get() is not served and follower.version == "v0003" and follower.loads == 2
     (registry.root / "registry.json").write_text("{")
-    with caplog.at_level(logging.ERROR, logger="hn_plugins.registry"):
+    with caplog.at_level(logging.ERROR, logger="hn_plugins.registry_follower"):
         assert follower.get() is follower.loaded  # an unreadable index: the loaded version goes on
     assert "cannot read the registry" in caplog.text
